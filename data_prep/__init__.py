@@ -1,0 +1,1 @@
+"""Corpus readers (TIMIT, ...) and generators of corpora in the same layouts."""

@@ -1,0 +1,5 @@
+"""``python -m lstm_asr`` runs the command line (also what ``torchrun -m lstm_asr`` starts)."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,277 @@
+"""CTC decoding: batched greedy (best-path) decoding and CTC prefix beam search.
+
+Greedy decoding is fully vectorized over the batch with torch. Prefix beam search necessarily walks the frames
+in order, but inside a frame every beam is extended by every (pruned) token at once with numpy in float64, so
+the Python work per frame is a fixed, small number of array calls whatever the beam and vocabulary sizes.
+
+Prefixes live in a trie of integer node ids (parent id, token, frame), so comparing two prefixes is comparing
+two ints and the label sequence of a hypothesis is recovered by walking its parents once at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+NEG_INF = float("-inf")
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One decoded label sequence.
+
+    ``tokens`` are label ids with blanks removed and repeats collapsed. ``score`` is, for beam search, the
+    total log probability of the label sequence (summed over all its alignments); for greedy decoding, the log
+    probability of the single best path. ``frames[i]`` is the frame where ``tokens[i]`` was first emitted;
+    ``end_frames[i]`` (greedy only, else empty) is the last frame of that token's run, inclusive.
+    """
+
+    tokens: tuple[int, ...]
+    score: float
+    frames: tuple[int, ...] = ()
+    end_frames: tuple[int, ...] = ()
+
+
+def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> list[Hypothesis]:
+    """Best-path decode a padded batch.
+
+    ``log_probs`` is (B, T, V) batch-first, ``lengths`` (B,) the number of valid frames of each utterance;
+    frames at or after an utterance's length are ignored. Returns one :class:`Hypothesis` per utterance with
+    the best path's log probability as score, and the first and last frame of each emitted token.
+    """
+    if log_probs.dim() != 3:
+        raise ValueError(f"log_probs must be (B, T, V), got shape {tuple(log_probs.shape)}")
+    batch, time, _ = log_probs.shape
+    lengths = lengths.to(device=log_probs.device, dtype=torch.long)
+    if lengths.shape != (batch,):
+        raise ValueError(f"lengths must be ({batch},), got shape {tuple(lengths.shape)}")
+    best_lp, best = log_probs.max(dim=-1)  # (B, T)
+    frame = torch.arange(time, device=log_probs.device).unsqueeze(0)
+    valid = frame < lengths.unsqueeze(1)
+    zero = torch.zeros((), dtype=torch.float64, device=best.device)
+    scores = torch.where(valid, best_lp.double(), zero).sum(1)
+
+    # -1 never equals a label, so frame 0 always starts a run and the last valid frame always ends one.
+    edge = torch.full((batch, 1), -1, dtype=best.dtype, device=best.device)
+    prev = torch.cat([edge, best[:, :-1]], dim=1)
+    nxt = torch.cat([best[:, 1:], edge], dim=1)
+    is_last_valid = frame == (lengths - 1).unsqueeze(1)
+    label = valid & (best != blank)
+    starts = label & (best != prev)
+    ends = label & ((best != nxt) | is_last_valid)
+
+    # Each non-blank run has exactly one start and one end, so row-major nonzero() pairs them up in order.
+    start_idx = starts.nonzero()
+    end_idx = ends.nonzero()
+    tokens = best[start_idx[:, 0], start_idx[:, 1]].tolist()
+    first = start_idx[:, 1].tolist()
+    last = end_idx[:, 1].tolist()
+    counts = starts.sum(1).tolist()
+    score_list = scores.tolist()
+
+    out = []
+    offset = 0
+    for b in range(batch):
+        n = counts[b]
+        sl = slice(offset, offset + n)
+        out.append(Hypothesis(tuple(tokens[sl]), score_list[b], tuple(first[sl]), tuple(last[sl])))
+        offset += n
+    return out
+
+
+def _as_float64(log_probs: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(log_probs, torch.Tensor):
+        return log_probs.detach().to(device="cpu", dtype=torch.float64).numpy()
+    return np.asarray(log_probs, dtype=np.float64)
+
+
+def _candidates(
+    lp: np.ndarray, blank: int, top_k: int | None, min_logprob: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame tokens that may extend a prefix, for all frames at once.
+
+    Returns ``cand`` (T, C) non-blank token ids sorted by descending log prob, ``cand_lp`` their log probs,
+    ``n_cand`` (T,) how many leading columns of each row are kept, and ``pos`` (T, V + 1): the column of each
+    token in its frame's row, -1 where it is not a candidate (column V stands for "no last token").
+    """
+    time, vocab = lp.shape
+    masked = lp.copy()
+    masked[:, blank] = NEG_INF  # blank is handled separately and always kept
+    width = vocab - 1
+    if top_k is not None:
+        width = max(0, min(width, top_k))
+    if width == 0:
+        empty = np.zeros((time, 0), dtype=np.int64)
+        no_pos = np.full((time, vocab + 1), -1, np.int64)
+        return empty, empty.astype(np.float64), np.zeros(time, np.int64), no_pos
+    if width < vocab - 1:
+        part = np.argpartition(-masked, width - 1, axis=1)[:, :width]
+    else:
+        part = np.broadcast_to(np.delete(np.arange(vocab), blank), (time, width))
+    part_lp = np.take_along_axis(masked, part, axis=1)
+    order = np.argsort(-part_lp, axis=1, kind="stable")
+    cand = np.take_along_axis(part, order, axis=1)[:, :width]
+    cand_lp = np.take_along_axis(part_lp, order, axis=1)[:, :width]
+
+    n_cand = np.full(time, width, dtype=np.int64)
+    if min_logprob is not None:
+        n_cand = (cand_lp >= min_logprob).sum(axis=1)
+        # Like pyctcdecode, never prune the frame's overall best token, so the greedy path stays reachable.
+        best_is_label = cand_lp[:, 0] >= lp[:, blank]
+        n_cand = np.maximum(n_cand, best_is_label.astype(np.int64))
+    col = np.arange(width)
+    pos = np.full((time, vocab + 1), -1, dtype=np.int64)
+    np.put_along_axis(pos, cand, np.where(col[None, :] < n_cand[:, None], col[None, :], -1), axis=1)
+    return cand, cand_lp, n_cand, pos
+
+
+def prefix_beam_search(
+    log_probs: torch.Tensor | np.ndarray,
+    beam: int = 16,
+    blank: int = 0,
+    token_top_k: int | None = None,
+    token_min_logprob: float | None = None,
+    nbest: int = 1,
+    beam_prune_logprob: float | None = None,
+) -> list[Hypothesis]:
+    """CTC prefix beam search over one utterance's (T, V) log probabilities.
+
+    Each prefix keeps two log scores, ending in blank and ending in a label; equal prefixes reached by
+    different paths are merged, and after each frame only the ``beam`` most probable prefixes survive.
+    Per-frame token pruning: only the ``token_top_k`` most probable labels, and only labels with log prob >=
+    ``token_min_logprob``, may extend a prefix (blank, staying on a prefix's last label and the frame's best
+    token are never pruned). ``beam_prune_logprob`` (like pyctcdecode's ``beam_prune_logp``, but off by
+    default) also drops prefixes more than that far below the frame's best one. With a beam at least as wide
+    as the number of distinct prefixes and no pruning, the search is exact.
+
+    Returns up to ``nbest`` hypotheses (at most ``beam``), best first; ``score`` is log(p_blank + p_label) of
+    the prefix after the last frame. ``frames[i]`` is the frame at which ``tokens[i]`` was appended to the
+    prefix -- or a later frame where an alignment emitting it brought in more probability than the prefix had
+    so far, so that a faint early alignment does not fix the token's time.
+    """
+    if beam < 1 or nbest < 1:
+        raise ValueError(f"beam and nbest must be >= 1, got beam={beam}, nbest={nbest}")
+    if token_top_k is not None and token_top_k < 0:
+        raise ValueError(f"token_top_k must be >= 0, got {token_top_k}")
+    lp = _as_float64(log_probs)
+    if lp.ndim != 2:
+        raise ValueError(f"log_probs must be (T, V), got shape {lp.shape}")
+    time, vocab = lp.shape
+    if not 0 <= blank < vocab:
+        raise ValueError(f"blank {blank} out of range for {vocab} classes")
+    if time == 0:
+        return [Hypothesis((), 0.0)]
+
+    cand_all, cand_lp_all, n_cand, pos_all = _candidates(lp, blank, token_top_k, token_min_logprob)
+    # Column V is -inf: the empty prefix's "last token" is encoded as V, so its repeat-stay is impossible.
+    lp_ext = np.concatenate([lp, np.full((time, 1), NEG_INF)], axis=1)
+    blank_lp = lp[:, blank].tolist()
+    n_cand_list = n_cand.tolist()
+
+    # Trie of prefixes; node 0 is the empty prefix. Each frame adds at most `beam` nodes.
+    max_nodes = 1 + time * beam
+    node_parent = np.empty(max_nodes, dtype=np.int64)
+    node_token = np.empty(max_nodes, dtype=np.int64)
+    node_frame = np.empty(max_nodes, dtype=np.int64)
+    node_parent[0] = -1
+    n_nodes = 1
+
+    # The beam, as parallel arrays: node id, parent node id, last token (V for none), and the two log scores.
+    ids = np.zeros(1, dtype=np.int64)
+    parents = np.full(1, -1, dtype=np.int64)
+    last = np.full(1, vocab, dtype=np.int64)
+    p_b = np.zeros(1)
+    p_nb = np.full(1, NEG_INF)
+
+    for t in range(time):
+        total = np.logaddexp(p_b, p_nb)
+        # Staying on the same prefix: a blank after anything, or a repeat of the last label that collapses.
+        stay_b = total + blank_lp[t]
+        stay_nb = p_nb + lp_ext[t, last]
+        c = n_cand_list[t]
+        if c == 0:
+            p_b, p_nb = stay_b, stay_nb
+            continue
+        cand = cand_all[t, :c]
+        # Appending a label: from either score, but a repeat of the last label needs a blank in between.
+        ext = np.where(last[:, None] == cand[None, :], p_b[:, None], total[:, None]) + cand_lp_all[t, :c]
+
+        # An extension may be a prefix already in the beam (beam entry j is beam entry i plus its last label):
+        # fold its score into j's label-ending score and drop the duplicate candidate.
+        j_idx, i_idx = np.nonzero(parents[:, None] == ids[None, :])
+        if j_idx.size:
+            col = pos_all[t, last[j_idx]]
+            hit = col >= 0
+            if hit.any():
+                j_idx, i_idx, col = j_idx[hit], i_idx[hit], col[hit]
+                incoming = ext[i_idx, col]
+                # A prefix often enters the beam early on a faint alignment; if the alignment emitting its
+                # last token now outweighs everything the prefix had, date the token to this frame instead.
+                node_frame[ids[j_idx[incoming > total[j_idx]]]] = t
+                stay_nb[j_idx] = np.logaddexp(stay_nb[j_idx], incoming)
+                ext[i_idx, col] = NEG_INF
+
+        k = ids.size
+        scores = np.concatenate([np.logaddexp(stay_b, stay_nb), ext.ravel()])
+        if scores.size > beam:
+            keep = np.argpartition(scores, scores.size - beam)[scores.size - beam:]
+        else:
+            keep = np.arange(scores.size)
+        kept_scores = scores[keep]
+        if beam_prune_logprob is None:
+            keep = keep[kept_scores > NEG_INF]
+        else:
+            # On peaky inputs this leaves one or two prefixes, so the next frames are much cheaper.
+            keep = keep[kept_scores >= kept_scores.max() - beam_prune_logprob]
+        stays = keep[keep < k]
+        ext_flat = keep[keep >= k] - k
+        src, col = np.divmod(ext_flat, c)
+
+        n_new = ext_flat.size
+        new_ids = np.arange(n_nodes, n_nodes + n_new)
+        new_tokens = cand[col]
+        node_parent[n_nodes:n_nodes + n_new] = ids[src]
+        node_token[n_nodes:n_nodes + n_new] = new_tokens
+        node_frame[n_nodes:n_nodes + n_new] = t
+        n_nodes += n_new
+
+        p_b = np.concatenate([stay_b[stays], np.full(n_new, NEG_INF)])
+        p_nb = np.concatenate([stay_nb[stays], ext.ravel()[ext_flat]])
+        parents = np.concatenate([parents[stays], ids[src]])
+        last = np.concatenate([last[stays], new_tokens])
+        ids = np.concatenate([ids[stays], new_ids])
+
+    final = np.logaddexp(p_b, p_nb)
+    order = np.argsort(-final, kind="stable")[:nbest]
+    parent_l, token_l, frame_l = node_parent.tolist(), node_token.tolist(), node_frame.tolist()
+    out = []
+    for i in order.tolist():
+        tokens: list[int] = []
+        frames: list[int] = []
+        node = int(ids[i])
+        while node != 0:
+            tokens.append(token_l[node])
+            # Re-dating (above) may move a token past its successor's frame; keep times strictly increasing.
+            frames.append(frame_l[node] if not frames else min(frame_l[node], frames[-1] - 1))
+            node = parent_l[node]
+        out.append(Hypothesis(tuple(reversed(tokens)), float(final[i]), tuple(reversed(frames))))
+    return out
+
+
+def beam_search_batch(
+    log_probs: torch.Tensor | np.ndarray, lengths: torch.Tensor, beam: int = 16, blank: int = 0, **kw: object
+) -> list[Hypothesis]:
+    """Prefix beam search on each utterance of a padded (B, T, V) batch; returns each one's best hypothesis.
+
+    ``lengths`` (B,) gives each utterance's valid frames; ``kw`` goes to :func:`prefix_beam_search` (``nbest``
+    is ignored: one hypothesis per utterance).
+    """
+    lp = _as_float64(log_probs)
+    if lp.ndim != 3:
+        raise ValueError(f"log_probs must be (B, T, V), got shape {lp.shape}")
+    lens = lengths.tolist() if isinstance(lengths, torch.Tensor) else list(lengths)
+    kw.pop("nbest", None)
+    return [prefix_beam_search(lp[b, : int(n)], beam=beam, blank=blank, **kw)[0]  # type: ignore[arg-type]
+            for b, n in enumerate(lens)]

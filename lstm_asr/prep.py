@@ -1,0 +1,210 @@
+"""``lstm-asr prep``: turn a corpus into stored feature and label sequences, once.
+
+Each split is featurised in parallel worker processes and written as contiguous arrays (``feature_store``). A
+fingerprint of the corpus listing (paths, sizes, modification times, labels), the feature settings and the token
+inventory is kept with every split, so ``train`` can tell when the store is missing or stale and re-run prep itself.
+Bad utterances are skipped and counted, never silently dropped: unreadable audio, bad label files, and utterances
+whose labels CTC cannot fit into their frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .corpus import CorpusItem, open_source
+from .errors import LstmAsrError
+from .feature_store import FeatureSplit, SplitWriter
+from .features import FeatureConfig
+from .model import ctc_min_frames
+from .recipe import Recipe
+from .tokens import TokenSet
+
+PREP_VERSION = 1
+
+
+@dataclass
+class SplitReport:
+    """What prep did with one split."""
+
+    split: str
+    utterances: int = 0
+    frames: int = 0
+    skipped: Counter = field(default_factory=Counter)  # reason -> count
+    examples: dict[str, str] = field(default_factory=dict)  # reason -> first file with it
+    reused: bool = False
+
+    @property
+    def hours(self) -> float:
+        return self.frames / 100.0 / 3600.0  # 10 ms frames
+
+    def skip(self, path: str, reason: str) -> None:
+        self.skipped[reason] += 1
+        self.examples.setdefault(reason, path)
+
+    def summary(self) -> str:
+        head = f"{self.split}: {self.utterances} utterances, {self.hours:.2f} h"
+        if self.reused:
+            head += " (up to date, reused)"
+        if self.skipped:
+            parts = [f"{n} x {r} (e.g. {self.examples[r]})" for r, n in self.skipped.most_common()]
+            head += f"; skipped {sum(self.skipped.values())}: " + "; ".join(parts)
+        return head
+
+
+def feature_config(recipe: Recipe) -> FeatureConfig:
+    f = recipe.features
+    return FeatureConfig(num_mel_bins=f.num_mel_bins, use_energy=f.use_energy, deltas=f.deltas,
+                         frame_length_ms=f.frame_length_ms, frame_shift_ms=f.frame_shift_ms)
+
+
+def store_dir(recipe: Recipe) -> Path:
+    """Where the recipe's prepared features live (``features.store``, else beside the corpus)."""
+    if recipe.features.store:
+        return Path(recipe.features.store)
+    corpus = Path(recipe.corpus.path)
+    return corpus.parent / f"{corpus.name}_features"
+
+
+def ensure_corpus(recipe: Recipe, progress: bool = True) -> Path:
+    """Return the corpus folder, generating it first when the recipe says how and it is missing."""
+    root = Path(recipe.corpus.path)
+    gen = recipe.corpus.generate
+    if gen is None:
+        return root
+    from data_prep.synth_timit import corpus_is_complete, generate_timit_corpus
+
+    if not corpus_is_complete(root):
+        print(f"Generating the {gen.kind} corpus ({gen.minutes:g} minutes, seed {gen.seed}) in {root} ...")
+        summary = generate_timit_corpus(root, minutes=gen.minutes, seed=gen.seed, progress=progress)
+        print(summary)
+    return root
+
+
+def _fingerprint(items: list[CorpusItem], cfg: FeatureConfig, tokens: list[str]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": PREP_VERSION, "features": cfg.to_dict(), "tokens": tokens}).encode())
+    for it in items:
+        try:
+            st = os.stat(it.path)
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        h.update(f"{it.utt_id}\t{it.path}\t{stamp}\t{' '.join(it.labels)}\n".encode())
+    return h.hexdigest()
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core does better than threads inside each
+
+
+def featurize(args: tuple[str, dict]) -> tuple[np.ndarray | None, str]:
+    """Worker: features of one audio file, or (None, reason) when it cannot be read."""
+    path, cfg_dict = args
+    from .audio import load_audio
+    from .features import compute_features
+
+    cfg = FeatureConfig(**cfg_dict)
+    try:
+        wav = load_audio(path, cfg.sample_rate)
+        return compute_features(wav, cfg).numpy(), ""
+    except LstmAsrError as exc:
+        # The audio reader's message is "path: problem"; keep the problem only, the path is reported with it.
+        return None, str(exc).removeprefix(f"{path}: ")
+
+
+def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenSet, jobs: int = 2,
+               force: bool = False, progress: Callable | None = None) -> SplitReport:
+    """Featurise one split into ``out`` unless an up-to-date copy is there already."""
+    listing = source.split(split)
+    items = listing.items
+    if not items:
+        raise LstmAsrError(f"{source.root}: split '{split}' has no usable utterances")
+    fp = _fingerprint(items, cfg, tokens.symbols)
+    report = SplitReport(split)
+    if not force and (out / "DONE").exists():
+        try:
+            done = FeatureSplit(out)
+            if done.index.get("fingerprint") == fp:
+                report.utterances, report.frames = len(done), int(done.num_frames.sum())
+                report.skipped.update(done.index.get("skipped", {}))
+                report.examples.update(done.index.get("skip_examples", {}))
+                report.reused = True
+                return report
+        except LstmAsrError:
+            pass  # unreadable: rebuild it
+    for path, reason in listing.skipped:
+        report.skip(path, reason)
+    writer = SplitWriter(out, cfg.dim)
+    args = [(str(it.path), cfg.to_dict()) for it in items]
+    ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
+    with ctx.Pool(max(1, jobs), initializer=_worker_init) as pool:
+        for it, (feats, err) in zip(items, pool.imap(featurize, args, chunksize=4), strict=True):
+            if progress:
+                progress()
+            if feats is None:
+                report.skip(str(it.path), err)
+                continue
+            try:
+                ids = np.asarray(tokens.encode(it.labels), dtype=np.int32)
+            except KeyError as exc:
+                report.skip(str(it.path), f"label not in the token set ({exc.args[0]})")
+                continue
+            if len(ids) == 0:
+                report.skip(str(it.path), "no labels")
+                continue
+            if feats.shape[0] < ctc_min_frames(ids.tolist()):
+                report.skip(str(it.path), "CTC-infeasible: more labels than frames")
+                continue
+            writer.add(it.utt_id, it.speaker, feats, ids, " ".join(it.labels))
+            report.utterances += 1
+            report.frames += feats.shape[0]
+    if report.utterances == 0:
+        raise LstmAsrError(f"{source.root}: no utterance of split '{split}' could be prepared ({report.summary()})")
+    writer.close({"fingerprint": fp, "tokens": tokens.symbols, "features": cfg.to_dict(),
+                  "skipped": dict(report.skipped), "skip_examples": report.examples})
+    return report
+
+
+def prep(recipe: Recipe, force: bool = False, jobs: int | None = None, show_progress: bool = True) -> list[SplitReport]:
+    """Prepare the train, dev and test splits a recipe names (generating the corpus first if it says so)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    root = ensure_corpus(recipe, progress=show_progress)
+    source = open_source(recipe.corpus.type, root)
+    cfg = feature_config(recipe)
+    tokens = TokenSet(source.tokens())
+    out = store_dir(recipe)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = jobs or os.cpu_count() or 1
+    reports = []
+    splits = dict.fromkeys([recipe.corpus.train_split, recipe.corpus.dev_split, recipe.corpus.test_split])
+    with Progress(TextColumn("prep {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  disable=not show_progress) as bar:
+        for split in splits:
+            task = bar.add_task(split, total=None)
+            report = prep_split(source, split, out / split, cfg, tokens, jobs=jobs, force=force,
+                                progress=lambda t=task: bar.advance(t))
+            done = report.utterances + sum(report.skipped.values())
+            bar.update(task, total=done, completed=done)
+            reports.append(report)
+    return reports
+
+
+def load_splits(recipe: Recipe, show_progress: bool = True) -> dict[str, FeatureSplit]:
+    """Run prep where needed (missing or stale) and open the prepared splits."""
+    reports = prep(recipe, show_progress=show_progress)
+    for r in reports:
+        print(r.summary())
+    out = store_dir(recipe)
+    return {r.split: FeatureSplit(out / r.split) for r in reports}

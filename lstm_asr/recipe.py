@@ -1,0 +1,274 @@
+"""Recipes: YAML files that say what to train on and how, checked against a typed schema.
+
+A recipe is data, not code. Every key is declared here with its type and default; an unknown or misspelt key, a
+wrong type or a bad value is a :class:`RecipeError` naming the recipe file and the key path
+(``demo.yaml: training.lr: expected a number, got 'fast'``). ``--set key.path=value`` overrides apply before the
+check, so they are checked the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import RecipeError
+
+
+@dataclass
+class GenerateSection:
+    """How to generate the corpus when ``corpus.path`` has none (the built-in demo corpora)."""
+
+    kind: str = "timit"
+    minutes: float = 60.0
+    seed: int = 0
+
+
+@dataclass
+class CorpusSection:
+    type: str = "timit"
+    path: str = ""
+    train_split: str = "train"
+    dev_split: str = "dev"
+    test_split: str = "test"
+    generate: GenerateSection | None = None
+
+
+@dataclass
+class FeaturesSection:
+    num_mel_bins: int = 40
+    use_energy: bool = True
+    deltas: int = 2
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+    store: str = ""  # folder for the prepared features; default: <corpus.path>/../features
+
+
+@dataclass
+class ModelSection:
+    hidden: int = 250
+    layers: int = 3
+    dropout: float = 0.0
+    init: str = "default"
+    init_scale: float = 0.1
+
+
+@dataclass
+class TrainingSection:
+    optimizer: str = "adam"  # "adam" or "sgd" (with momentum)
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    max_epochs: int = 30
+    patience: int = 5  # epochs without a better dev PER before stopping
+    max_frames: int = 20000  # padded frames per batch (memory bound)
+    max_batch: int = 64  # utterances per batch
+    grad_clip: float = 5.0  # global gradient-norm clip; 0 disables
+    seed: int = 0
+    threads: int = 0  # torch threads; 0 = all cores
+    max_minutes: float = 0.0  # wall-clock budget for training; 0 = none
+    log_every: int = 20  # batches between metrics.jsonl lines
+
+
+@dataclass
+class DecodingSection:
+    beam: int = 1  # 1 = greedy
+    token_top_k: int = 0  # per-frame token pruning in beam search; 0 = off
+
+
+@dataclass
+class Recipe:
+    """A whole recipe. ``source`` is the file it came from (for messages); ``name`` names the experiment."""
+
+    name: str = ""
+    description: str = ""
+    corpus: CorpusSection = field(default_factory=CorpusSection)
+    features: FeaturesSection = field(default_factory=FeaturesSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    decoding: DecodingSection = field(default_factory=DecodingSection)
+    metadata: dict[str, Any] = field(default_factory=dict)  # free-form: paper, reported figures, notes
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (YAML-serialisable) of the whole recipe, defaults included."""
+        return dataclasses.asdict(self)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "corpus.type": ("timit",),
+    "corpus.generate.kind": ("timit",),
+    "model.init": ("default", "uniform"),
+    "training.optimizer": ("adam", "sgd"),
+}
+
+POSITIVE = {"features.num_mel_bins", "model.hidden", "model.layers", "training.max_epochs",
+            "training.max_frames", "training.max_batch", "training.log_every", "decoding.beam",
+            "training.lr", "features.frame_length_ms", "features.frame_shift_ms", "corpus.generate.minutes"}
+NON_NEGATIVE = {"features.deltas", "model.dropout", "training.momentum", "training.weight_decay",
+                "training.patience", "training.grad_clip", "training.threads", "training.max_minutes",
+                "decoding.token_top_k", "model.init_scale"}
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _build(cls: type, data: Any, path: str, source: str) -> Any:
+    """Build dataclass ``cls`` from ``data``, checking keys and types recursively."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(source, path or "<top>", f"expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(names)})"
+            raise RecipeError(source, key_path, f"unknown key{hint}")
+        kwargs[key] = _convert(hints[key], value, key_path, source)
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, key_path: str, source: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(args[0], value, key_path, source)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key_path, source)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(source, key_path, f"expected a mapping, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(source, key_path, f"expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(source, key_path, f"expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        # YAML reads "1e-3" as a string (YAML 1.1); accept numeric strings for floats only.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RecipeError(source, key_path, f"expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise RecipeError(source, key_path, f"expected a string, got {value!r}")
+        return value
+    raise RecipeError(source, key_path, f"unsupported type {_type_name(tp)}")
+
+
+def _check_values(recipe: Recipe, source: str) -> None:
+    def get(dotted: str) -> Any:
+        obj: Any = recipe
+        for part in dotted.split("."):
+            if obj is None:
+                return None
+            obj = getattr(obj, part)
+        return obj
+
+    for key, allowed in CHOICES.items():
+        value = get(key)
+        if value is not None and value not in allowed:
+            raise RecipeError(source, key, f"{value!r} is not one of {', '.join(allowed)}")
+    for key in POSITIVE:
+        value = get(key)
+        if value is not None and value <= 0:
+            raise RecipeError(source, key, f"must be > 0, got {value!r}")
+    for key in NON_NEGATIVE:
+        value = get(key)
+        if value is not None and value < 0:
+            raise RecipeError(source, key, f"must be >= 0, got {value!r}")
+    if recipe.model.dropout >= 1:
+        raise RecipeError(source, "model.dropout", f"must be < 1, got {recipe.model.dropout}")
+    if recipe.features.deltas > 2:
+        raise RecipeError(source, "features.deltas", "must be 0, 1 or 2")
+    if not recipe.corpus.path:
+        raise RecipeError(source, "corpus.path", "is required (set it in the recipe or with --set corpus.path=DIR)")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``key.path=value`` into its key path and a YAML-parsed value."""
+    if "=" not in text:
+        raise RecipeError("--set", text, "expected key.path=value")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise RecipeError("--set", text, "empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise RecipeError("--set", key, f"value is not valid YAML: {exc.problem}") from None
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to raw recipe data (validation happens afterwards, on the result)."""
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise RecipeError("--set", ".".join(parts), f"'{part}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def recipe_from_dict(data: Any, source: str = "<recipe>", overrides: list[str] | None = None) -> Recipe:
+    """Validate raw data (after applying overrides) and return a :class:`Recipe`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(source, "<top>", "a recipe must be a YAML mapping")
+    data = apply_overrides(dict(data), overrides or [])
+    recipe = _build(Recipe, data, "", source)
+    _check_values(recipe, source)
+    return recipe
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read and validate a recipe file (safe YAML loader), applying ``--set`` overrides."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(path, "", "recipe file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(path, "", f"cannot read recipe: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise RecipeError(path, "", f"{where}invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    recipe = recipe_from_dict(data, str(path), overrides)
+    if not recipe.name:
+        recipe.name = f"{path.parent.name}_{path.stem}" if path.parent.name else path.stem
+    return recipe
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """YAML text of the recipe as run (defaults filled in)."""
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)

@@ -1,0 +1,94 @@
+"""Decoding audio files with a trained model: load, resample, featurise, run the network, search.
+
+``Recognizer.load(EXP_OR_CHECKPOINT)`` accepts an experiment folder (its ``best.pt``) or a checkpoint file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_checkpoint
+from .ctc_decode import greedy_decode, prefix_beam_search
+from .errors import LstmAsrError
+from .features import FeatureConfig, compute_features
+from .model import BLSTMCTC, ModelConfig
+
+
+@dataclass
+class Transcript:
+    path: str
+    tokens: list[str]
+    times: list[tuple[float, float]]  # per token: (start, end) in seconds, from the frames where it was emitted
+    score: float
+    duration: float  # seconds of audio
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.tokens)
+
+    def to_dict(self, with_times: bool = True) -> dict:
+        d = {"file": self.path, "text": self.text, "score": round(self.score, 4), "duration": round(self.duration, 3)}
+        if with_times:
+            d["tokens"] = [{"token": t, "start": round(s, 3), "end": round(e, 3)}
+                           for t, (s, e) in zip(self.tokens, self.times, strict=True)]
+        return d
+
+
+def find_latest_experiment(root: Path = Path("exp")) -> Path:
+    """The most recently written experiment (a folder with ``best.pt``) under ``root``."""
+    found = sorted(root.glob("**/best.pt"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    if not found:
+        raise LstmAsrError(f"{root}: no trained experiment found (train one, or pass --model EXP)")
+    return found[-1].parent
+
+
+class Recognizer:
+    """A trained model with its feature settings and token list, ready to decode audio."""
+
+    def __init__(self, model: BLSTMCTC, features: FeatureConfig, tokens: list[str], corpus_type: str) -> None:
+        self.model = model.eval()
+        self.features = features
+        self.tokens = tokens
+        self.corpus_type = corpus_type
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recognizer:
+        path = Path(path)
+        ckpt_path = path / "best.pt" if path.is_dir() else path
+        ckpt = load_checkpoint(ckpt_path)
+        try:
+            model = BLSTMCTC(ModelConfig(**ckpt["model_config"]))
+            model.load_state_dict(ckpt["state_dict"])
+            features = FeatureConfig(**ckpt["features"])
+            tokens = list(ckpt["tokens"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise LstmAsrError(f"{ckpt_path}: checkpoint does not match this version of lstm-asr ({exc})") from None
+        return cls(model, features, tokens, ckpt.get("corpus_type", ""))
+
+    @torch.inference_mode()
+    def log_probs(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities (T, C) of a 1-D waveform at the model's sample rate."""
+        feats = compute_features(waveform, self.features)
+        return self.model(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))[0]
+
+    def transcribe(self, path: str | Path, beam: int = 1, token_top_k: int = 0) -> Transcript:
+        """Decode one file of any format soundfile reads (resampled, downmixed)."""
+        from .audio import load_audio
+
+        wav = load_audio(path, self.features.sample_rate)
+        lp = self.log_probs(wav)
+        if beam <= 1:
+            hyp = greedy_decode(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
+        else:
+            hyp = prefix_beam_search(lp, beam=beam, token_top_k=token_top_k or None)[0]
+        shift = self.features.frame_shift_ms / 1000
+        frames = list(hyp.frames) if hyp.frames else [0] * len(hyp.tokens)
+        ends = frames[1:] + [lp.shape[0]]
+        # A token spans from the frame it is first emitted to the next token's frame (CTC spikes carry no
+        # duration; this is the usual convention for token times from CTC output).
+        times = [(f * shift, e * shift) for f, e in zip(frames, ends, strict=True)]
+        return Transcript(str(path), [self.tokens[i] for i in hyp.tokens], times, float(hyp.score),
+                          wav.numel() / self.features.sample_rate)

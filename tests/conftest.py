@@ -1,0 +1,57 @@
+"""Shared fixtures: small generated TIMIT trees and one tiny trained experiment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from fake_timit import make_fake_timit
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def write_recipe(path: Path, corpus_path: Path, store: Path, **sections: dict) -> Path:
+    """A small recipe for a fake corpus; ``sections`` update the defaults below."""
+    data = {
+        "corpus": {"path": str(corpus_path)},
+        "features": {"store": str(store)},
+        "model": {"hidden": 48, "layers": 2},
+        "training": {"lr": 0.02, "max_epochs": 30, "max_frames": 100000, "max_batch": 2, "patience": 30,
+                     "log_every": 1000, "threads": 2},
+    }
+    for key, value in sections.items():
+        data.setdefault(key, {}).update(value)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real console entry point (``python -m lstm_asr``) and capture its output."""
+    return subprocess.run([sys.executable, "-m", "lstm_asr", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 training utterances (2 speakers x 4), plus 1 dev and 1 core-test speaker."""
+    return make_fake_timit(tmp_path_factory.mktemp("tiny") / "TIMIT", n_train=2, n_dev=1, n_core=1,
+                           utts_per_speaker=4)
+
+
+@pytest.fixture(scope="session")
+def trained_exp(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> Path:
+    """A 2x48 BLSTM overfitted on the tiny corpus's training split (scored on it too)."""
+    from lstm_asr.recipe import load_recipe
+    from lstm_asr.train import train
+
+    work = tmp_path_factory.mktemp("exp")
+    recipe = write_recipe(work / "overfit.yaml", tiny_corpus, work / "feats",
+                          corpus={"dev_split": "train", "test_split": "train"})
+    exp = work / "exp"
+    train(load_recipe(recipe), exp, show_progress=False)
+    return exp

@@ -1,0 +1,72 @@
+"""The BLSTM-CTC network: padding never leaks, per-sequence reversal, CTC helpers, initialisation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lstm_asr.errors import LstmAsrError
+from lstm_asr.model import BLSTMCTC, ModelConfig, ctc_loss, ctc_min_frames, reverse_padded
+
+
+def test_reverse_padded_reverses_within_length_and_is_its_own_inverse() -> None:
+    x = torch.arange(2 * 5, dtype=torch.float32).view(2, 5, 1)
+    lengths = torch.tensor([5, 3])
+    r = reverse_padded(x, lengths)
+    assert r[0, :, 0].tolist() == [4, 3, 2, 1, 0]
+    assert r[1, :, 0].tolist() == [7, 6, 5, 8, 9]  # padding frames (8, 9) stay put
+    assert torch.equal(reverse_padded(r, lengths), x)
+
+
+def test_padded_batch_gives_each_utterance_its_own_outputs_and_gradients() -> None:
+    torch.manual_seed(0)
+    model = BLSTMCTC(ModelConfig(input_dim=7, num_classes=5, hidden=6, layers=3)).double()
+    lengths = torch.tensor([9, 4, 6])
+    x = torch.randn(3, 9, 7, dtype=torch.float64)
+    x[1, 4:] = 1e3  # garbage in the padding must not matter
+    x[2, 6:] = -1e3
+    batch_out = model(x, lengths)
+    for b, n in enumerate(lengths.tolist()):
+        alone = model(x[b : b + 1, :n], lengths[b : b + 1])
+        torch.testing.assert_close(batch_out[b, :n], alone[0], rtol=0, atol=1e-12)
+    # The loss (and so every gradient) is the same as the mean of the utterances' losses alone.
+    targets = torch.tensor([1, 2, 3, 2, 4, 1, 1, 3])
+    tlens = torch.tensor([3, 2, 3])
+    model.zero_grad()
+    ctc_loss(model(x, lengths), lengths, targets, tlens).backward()
+    batch_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    offsets = [0, 3, 5]
+    for b, n in enumerate(lengths.tolist()):
+        t = targets[offsets[b] : offsets[b] + tlens[b]]
+        (ctc_loss(model(x[b : b + 1, :n], lengths[b : b + 1]), lengths[b : b + 1], t, tlens[b : b + 1]) / 3).backward()
+    for g, p in zip(batch_grads, model.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-9, atol=1e-10)
+
+
+def test_output_shape_and_log_softmax() -> None:
+    model = BLSTMCTC(ModelConfig(input_dim=123, num_classes=61, hidden=16, layers=2))
+    out = model(torch.randn(2, 11, 123), torch.tensor([11, 8]))
+    assert out.shape == (2, 11, 61)
+    torch.testing.assert_close(out.exp().sum(-1), torch.ones(2, 11))
+
+
+def test_graves_uniform_init_and_parameter_count() -> None:
+    model = BLSTMCTC(ModelConfig(input_dim=123, num_classes=62, hidden=250, layers=3, init="uniform",
+                                 init_scale=0.1))
+    assert all(p.abs().max() <= 0.1 for p in model.parameters())
+    # Graves et al. 2013 quote 3.8M weights for CTC-3L-250H; PyTorch keeps two bias vectors per gate (+0.05M).
+    assert 3.7e6 < model.num_parameters() < 3.9e6
+
+
+def test_bad_model_config_is_a_clear_error() -> None:
+    with pytest.raises(LstmAsrError, match="model.init"):
+        ModelConfig(input_dim=3, num_classes=4, init="xavier")
+    with pytest.raises(LstmAsrError, match="dropout"):
+        ModelConfig(input_dim=3, num_classes=4, dropout=1.5)
+
+
+def test_ctc_min_frames_counts_repeats() -> None:
+    assert ctc_min_frames([1, 2, 3]) == 3
+    assert ctc_min_frames([1, 1, 2, 2, 2]) == 8
+    assert ctc_min_frames([]) == 0
