@@ -74,10 +74,18 @@ _SPLITS = {
 }
 _TIMIT = frozenset(TIMIT_61)
 
-# Seconds of audio a prompt takes, from its length in characters: a least-squares fit over 60 pool prompts
-# read by all seven voices (per-voice slopes 0.059-0.070 s/char). Used only to plan how many speakers fill
-# the requested minutes; the summary reports the real length.
-_EST_BASE_S, _EST_PER_CHAR_S = 0.12, 0.0635
+# Seconds of audio a prompt takes from its length in characters, per voice: least-squares fits over 60
+# pool prompts. Used only to plan how many speakers fill the requested minutes; the summary reports the real
+# length.
+_EST_S = {
+    "festival_kal": (0.455, 0.0626),
+    "flite_kal16": (-0.352, 0.0703),
+    "festival_ked": (0.453, 0.0624),
+    "festival_slt": (0.135, 0.0593),
+    "flite_slt": (-0.066, 0.0630),
+    "flite_rms": (0.158, 0.0662),
+    "flite_awb": (0.076, 0.0603),
+}
 # Relative synthesis cost per second of audio (inverse real-time factor), to balance the worker queue.
 _COST = {
     "festival": 1.0,
@@ -148,8 +156,10 @@ class SynthSummary:
 # ------------------------------------------------------------------------------------------------ planning
 
 
-def _estimate_s(text: str) -> float:
-    return _EST_BASE_S + _EST_PER_CHAR_S * len(text)
+def _speaker_seconds(voices: Sequence[Voice], texts: Sequence[str]) -> float:
+    """Expected length of one speaker's ten prompts, averaged over the voices a split uses."""
+    chars = float(np.mean([len(t) for t in texts]))
+    return 10 * float(np.mean([_EST_S[v.name][0] + _EST_S[v.name][1] * chars for v in voices]))
 
 
 def _train_name(rng: random.Random, sex: str, taken: set[str]) -> str:
@@ -196,22 +206,23 @@ def plan_corpus(
         raise RuntimeError(f"SA prompts missing from the text pool: {missing}")
     rest = [s for s in pool if s not in SA_TEXTS]
     rng.shuffle(rest)
-    spk_s = 10 * float(np.mean([_estimate_s(s) for s in rest[:2000]]))
-
     core, dev = _speaker_list("core_test_spk.list"), _speaker_list("dev_spk.list")
     if not 0 < n_core <= len(core):
         raise LstmAsrError(f"n_core must be 1..{len(core)}, got {n_core}")
-    if n_dev is None:
-        n_dev = min(50, max(8, round(minutes * 60 / 3 / spk_s) - n_core))
-    if not 0 <= n_dev <= len(dev):
-        raise LstmAsrError(f"n_dev must be 0..{len(dev)}, got {n_dev}")
     test_voices = voices_for_talkers(test_talkers)
     train_voices = [v for v in VOICES.values() if v.talker not in test_talkers]
-    if not train_voices:
-        raise LstmAsrError("every talker is held out for TEST; leave at least one for TRAIN")
+    if not test_voices or not train_voices:
+        raise LstmAsrError("hold out at least one talker for TEST and leave at least one for TRAIN")
+    test_spk_s = _speaker_seconds(test_voices, rest[:2000])
+    train_spk_s = _speaker_seconds(train_voices, rest[:2000])
+    if n_dev is None:
+        n_dev = min(50, max(8, round(minutes * 60 / 3 / test_spk_s) - n_core))
+    if not 0 <= n_dev <= len(dev):
+        raise LstmAsrError(f"n_dev must be 0..{len(dev)}, got {n_dev}")
     n_test = n_core + n_dev
     if n_train is None:
-        n_train = max(len({v.talker for v in train_voices}), round((minutes * 60 - n_test * spk_s) / spk_s))
+        train_s = minutes * 60 - n_test * test_spk_s
+        n_train = max(len({v.talker for v in train_voices}), round(train_s / train_spk_s))
 
     # Core-test list: three speakers per dialect region in order DR1..DR8. The dev list does not record
     # regions, so dev speakers go round-robin over DR1..DR8 (nominal regions; only the names matter).
@@ -553,8 +564,9 @@ def generate_timit_corpus(
             for _ in _progress_iter(results, len(plans), resumed, progress):
                 pass
         else:
-            # spawn: the caller may hold threads (torch); the workers need only numpy and the synthesisers.
-            ctx = multiprocessing.get_context("spawn")
+            # fork, not spawn: spawn re-imports the caller's main module, which breaks scripts without a
+            # __main__ guard; the workers only run numpy and subprocesses, so a forked torch is harmless.
+            ctx = multiprocessing.get_context("fork")
             with ctx.Pool(min(jobs, len(work))) as pool:
                 for _ in _progress_iter(pool.imap_unordered(_run_job, work), len(plans), resumed, progress):
                     pass

@@ -30,11 +30,6 @@ from lstm_asr.errors import LstmAsrError
 APT_PACKAGES = "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite sox"
 APT_COMMAND = f"apt-get install -y --no-install-recommends {APT_PACKAGES}"
 
-RADIO_PHONES = frozenset(
-    "aa ae ah ao aw ax axr ay b ch d dh eh er ey f g hh ih iy jh k l m n ng ow oy p r s sh t th uh uw v w y"
-    " z zh pau".split()
-)
-
 
 @dataclass(frozen=True)
 class Voice:

@@ -37,6 +37,31 @@ def synth_timit(
     print(generate_timit_corpus(out, minutes=minutes, seed=seed, jobs=jobs, progress=True))
 
 
+@synth_app.command("ondb")
+def synth_ondb(
+    out: Annotated[Path, typer.Argument(help="Folder to write the IAM-OnDB-layout corpus into.")],
+    lines: Annotated[int, typer.Option(help="Text lines to write (8 per form).")] = 600,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same corpus).")] = 0,
+) -> None:
+    """Generate an IAM-OnDB-layout handwriting corpus (stroke XML, ascii, split files) from Hershey fonts."""
+    from data_prep.synth_ondb import generate_ondb_corpus
+
+    print(generate_ondb_corpus(out, lines=lines, seed=seed, progress=True))
+
+
+@app.command()
+def render(
+    ink: Annotated[Path, typer.Argument(help="Pen strokes: IAM-OnDB stroke XML or InkML.")],
+    out: Annotated[Path, typer.Argument(help="PNG file to write.")],
+    model: Annotated[Path | None, typer.Option(help="Experiment folder: recognise the ink and write the text "
+                                                    "beneath it.")] = None,
+) -> None:
+    """Draw pen strokes as a PNG, one colour per stroke, with the recognised (or transcribed) text beneath."""
+    from .ink_decode import render_file
+
+    print(render_file(ink, out, model))
+
+
 @app.command()
 def prep(
     recipe: RecipeArg,
@@ -60,44 +85,119 @@ def train(
     recipe: RecipeArg,
     out: Annotated[Path | None, typer.Option(help="Experiment folder (default: exp/<recipe name>).")] = None,
     set_: SetOpt = None,
+    resume: Annotated[bool, typer.Option(help="Continue exactly from the experiment's last.pt, if any.")] = False,
+    force: Annotated[bool, typer.Option(help="With --resume: accept a recipe that differs from the checkpoint's.")]
+    = False,
 ) -> None:
     """Train a BLSTM-CTC model from a recipe; writes checkpoints, metrics.jsonl and results.json."""
     from .recipe import load_recipe
     from .train import train as run_train
+    from .units import resolve_units
 
     r = load_recipe(recipe, set_ or [])
     exp = out or Path("exp") / r.name
-    results = run_train(r, exp)
+    results = run_train(r, exp, resume=resume, force=force)
+    metric = results.get("metric") or ("WER" if resolve_units(r.corpus.type, r.corpus.units) in ("chars", "bpe")
+                                       else "PER")
     for split in ("dev", "test"):
         s = results[split]
-        print(f"{split} PER {s['per']:.2f}% (N={s['ref_tokens']} S={s['sub']} D={s['dele']} I={s['ins']}, "
-              f"{s['utterances']} utterances)")
+        others = "".join(f", {k.upper()} {s[k.lower()]:.2f}%" for k in ("wer",) if k in s and metric != "WER")
+        print(f"{split} {metric} {s['per']:.2f}% (N={s['ref_tokens']} S={s['sub']} D={s['dele']} I={s['ins']}, "
+              f"{s['utterances']} utterances){others}")
     print(f"scoring: {results['scoring']}")
     print(f"experiment: {exp}")
 
 
 @app.command()
-def decode(
-    files: Annotated[list[Path], typer.Argument(help="Audio files (any format soundfile reads).")],
-    model: Annotated[Path | None, typer.Option(help="Experiment folder or checkpoint (default: latest).")] = None,
-    beam: Annotated[int, typer.Option(help="Beam width; 1 = greedy.")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines with per-token times.")] = False,
+def report(
+    exps: Annotated[list[Path], typer.Argument(help="Experiment folders (holding results.json).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Markdown file to write.")] = Path("report.md"),
 ) -> None:
-    """Decode audio files and print one transcript per file."""
-    from .recognizer import Recognizer, find_latest_experiment
+    """Print and write a markdown table: recipe, parameters, epochs, hours, dev/test PER, the paper's PER."""
+    from .report import report_table
 
-    rec = Recognizer.load(model or find_latest_experiment())
-    failed = 0
-    for f in files:
-        try:
-            result = rec.transcribe(f, beam=beam)
-        except LstmAsrError as exc:  # one bad file must not stop the others
-            print(f"error: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        print(json.dumps(result.to_dict()) if as_json else f"{f}\t{result.text}")
-    if failed:
-        raise LstmAsrError(f"{failed} of {len(files)} files could not be decoded")
+    table = report_table(exps)
+    try:
+        output.write_text(table)
+    except OSError as exc:
+        raise LstmAsrError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    print(table, end="")
+
+
+LmOpt = Annotated[Path | None, typer.Option("--lm", help="ARPA language model (default: the recipe's decoding.lm).")]
+LexiconOpt = Annotated[Path | None, typer.Option(help="Lexicon (word tok tok ...) for word decoding.")]
+LmWeightOpt = Annotated[float | None, typer.Option(help="LM weight (default: the recipe's, else 1).")]
+WordScoreOpt = Annotated[float | None, typer.Option(help="Insertion score per word/token (default: recipe's, else 0).")]
+
+
+@app.command()
+def decode(
+    files: Annotated[list[Path], typer.Argument(help="Audio files, folders of them, or list files (.lst/.scp/.txt).")],
+    model: Annotated[Path | None, typer.Option(help="Experiment folder, checkpoint or exported model.pt "
+                                                    "(default: latest experiment).")] = None,
+    beam: Annotated[int | None, typer.Option(help="Beam width; 1 = greedy (default: the recipe's).")] = None,
+    nbest: Annotated[int, typer.Option(help="Hypotheses to output per file, with scores.")] = 1,
+    lm: LmOpt = None,
+    lexicon: LexiconOpt = None,
+    lm_weight: LmWeightOpt = None,
+    word_score: WordScoreOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Files per network batch.")] = 16,
+    threads: Annotated[int, typer.Option(help="torch threads (0: torch's default; 1 is much faster on a busy "
+                                              "machine).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines with per-token times (and N-best).")] = False,
+) -> None:
+    """Decode audio files and print one transcript per file (or N-best lists); a summary goes to stderr."""
+    from .batch_decode import Summary, decode_files, expand_inputs, result_dict, stderr_progress, text_lines
+    from .recognizer import Recognizer, find_latest_experiment
+    from .search import SearchConfig, Searcher
+
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+    exp = model or find_latest_experiment()
+    rec = Recognizer.load(exp)
+    if getattr(rec, "input_type", "audio") == "ink":  # pen strokes (IAM-OnDB XML, InkML): lstm_asr/ink_decode.py
+        from .ink_decode import decode_ink_files
+
+        decode_ink_files(rec, files, beam=beam or 1, as_json=as_json)
+        return
+    cfg = SearchConfig.for_experiment(exp, beam=beam, nbest=nbest, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
+                                      word_score=word_score)
+    searcher = Searcher(rec.tokens, cfg)
+    inputs = expand_inputs(files)
+    summary = Summary()
+    advance, close = stderr_progress(len(inputs))
+    units = getattr(rec, "units", "phones")
+    shift = rec.frame_seconds  # frame shift x the model's frame-rate reduction
+    try:
+        for d in decode_files(rec, inputs, searcher, summary, batch_size=batch_size,
+                              on_error=lambda f, msg: print(f"error: {msg}", file=sys.stderr), progress=advance):
+            if as_json:
+                print(json.dumps(result_dict(d, rec.tokens, units, shift, nbest)), flush=True)
+            else:
+                print("\n".join(text_lines(d, rec.tokens, units, nbest)), flush=True)
+    finally:
+        close()
+    print(f"summary: {summary.line()} [{cfg.describe()}]", file=sys.stderr)
+    if summary.failed:
+        raise LstmAsrError(f"{len(summary.failed)} of {summary.files} files could not be decoded")
+
+
+@app.command()
+def export(
+    exp: Annotated[Path, typer.Argument(help="Experiment folder (its best.pt) or checkpoint.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="File to write.")] = Path("model.pt"),
+    fmt: Annotated[str, typer.Option("--format", help="torchscript (waveform in) or onnx (features in).")] = (
+        "torchscript"),
+) -> None:
+    """Write a self-contained model: TorchScript with the feature pipeline and token list, or ONNX (network only)."""
+    from .export import export_onnx, export_torchscript
+
+    if fmt not in ("torchscript", "onnx"):
+        raise LstmAsrError(f"unknown --format {fmt!r} (use torchscript or onnx)")
+    path = export_torchscript(exp, out) if fmt == "torchscript" else export_onnx(exp, out)
+    print(f"wrote {path} ({fmt})")
 
 
 @app.command()
@@ -105,13 +205,20 @@ def evaluate(
     exp: Annotated[Path, typer.Argument(help="Experiment folder.")],
     split: Annotated[str, typer.Option(help="Split to score: train, dev or test (core test).")] = "test",
     beam: Annotated[int, typer.Option(help="Beam width; 1 = greedy.")] = 1,
+    lm: LmOpt = None,
+    lexicon: LexiconOpt = None,
+    lm_weight: LmWeightOpt = None,
+    word_score: WordScoreOpt = None,
 ) -> None:
-    """Score an experiment's best model on a split: error rate with S/D/I; writes per-utterance alignments."""
+    """Score an experiment's best model on a split: error rate with S/D/I; writes per-utterance alignments.
+
+    With --lm/--lexicon (or the recipe's decoding.lm), decodes with flashlight's beam search and the LM."""
     from .corpus import score_units_for
     from .evaluate import CONVENTIONS, decode_split, score_split, write_decode_dir
     from .prep import load_splits
     from .recipe import load_recipe
     from .recognizer import Recognizer
+    from .units import resolve_units
 
     r = load_recipe(exp / "recipe.yaml")
     names = {"train": r.corpus.train_split, "dev": r.corpus.dev_split, "test": r.corpus.test_split}
@@ -119,15 +226,83 @@ def evaluate(
         raise LstmAsrError(f"unknown split {split!r} (use train, dev or test)")
     data = load_splits(r, show_progress=False)[names[split]]
     rec = Recognizer.load(exp)
-    score = score_split(data, decode_split(rec.model, data, beam=beam), rec.tokens, score_units_for(r.corpus.type))
-    out = exp / (f"decode_{split}" + (f"_beam{beam}" if beam > 1 else ""))
-    decoding = "greedy" if beam <= 1 else f"prefix beam search, beam {beam}"
-    write_decode_dir(out, data, score, {"split": split, "decoding": decoding})
+    from .search import SearchConfig, Searcher
+
+    cfg = SearchConfig.for_experiment(exp, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
+                                      word_score=word_score)
+    searcher = Searcher(rec.tokens, cfg) if cfg.uses_lm else None
+    score = score_split(data, decode_split(rec.model, data, beam=beam, search=searcher), rec.tokens,
+                        score_units_for(r.corpus.type, r.corpus.units))
+    out = exp / (f"decode_{split}" + (f"_beam{beam}" if beam > 1 else "") + ("_lm" if searcher else ""))
+    decoding = cfg.describe() if searcher else "greedy" if beam <= 1 else f"prefix beam search, beam {beam}"
+    units = resolve_units(r.corpus.type, r.corpus.units)
+    from .error_rates import metric_name
+
+    metric = metric_name(r.corpus.type, r.corpus.units)  # ondb: CER; other chars/BPE: WER (scored as words)
+    write_decode_dir(out, data, score, {"split": split, "decoding": decoding, "units": units, "metric": metric})
     c = score.counts
-    print(f"{split}: PER {c.rate * 100:.2f}% (N={c.ref_tokens} S={c.sub} D={c.dele} I={c.ins}, "
+    print(f"{split}: {metric} {c.rate * 100:.2f}% (N={c.ref_tokens} S={c.sub} D={c.dele} I={c.ins}, "
           f"{len(data)} utterances, {decoding})")
+    print((out / "sclite.txt").read_text(), end="")
     print(f"scoring: {CONVENTIONS.get(r.corpus.type, 'exact symbols')}")
     print(f"alignments: {out / 'alignments.txt'}")
+
+
+lm_app = typer.Typer(no_args_is_help=True, help="Token and word n-gram language models.")
+app.add_typer(lm_app, name="lm")
+
+
+@lm_app.command("build")
+def lm_build(
+    source: Annotated[Path, typer.Argument(help="Text file (one sentence per line) or experiment folder (its "
+                                                "training transcripts, e.g. TIMIT phones).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="ARPA file to write.")],
+    order: Annotated[int, typer.Option(help="n-gram order (2 = bigram).")] = 2,
+    smoothing: Annotated[str, typer.Option(help="kneser-ney or witten-bell (both interpolated).")] = "kneser-ney",
+    units: Annotated[str, typer.Option(help="For a text file: words (whitespace-separated symbols) or chars.")] = (
+        "words"),
+) -> None:
+    """Estimate an n-gram LM and write it as ARPA (loads in the flashlight decoder)."""
+    from .ngram import build_ngram, experiment_sentences, read_sentences
+
+    if units not in ("words", "chars"):
+        raise LstmAsrError(f"unknown --units {units!r} (use words or chars)")
+    if source.is_dir():
+        sentences, vocab = experiment_sentences(source)
+    else:
+        sentences, vocab = read_sentences(source, units), []
+    lm = build_ngram(sentences, order, smoothing, vocab=vocab)
+    lm.write_arpa(out)
+    counts = ", ".join(f"{len(lm.probs[k])} {k}-grams" for k in range(1, order + 1))
+    print(f"wrote {out}: {smoothing} {order}-gram from {len(sentences)} sentences ({counts})")
+
+
+@app.command()
+def align(
+    audio: Annotated[Path, typer.Argument(help="Audio file.")],
+    transcript: Annotated[str, typer.Argument(help="Space-separated model tokens (TIMIT phones), or the text for "
+                                                   "a character model.")],
+    model: Annotated[Path | None, typer.Option(help="Experiment folder or checkpoint (default: latest).")] = None,
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="File to write (default: stdout).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="textgrid (Praat) or ctm.")] = "textgrid",
+) -> None:
+    """Force-align a known transcript to audio (CTC Viterbi); write a Praat TextGrid or CTM."""
+    from .alignment import align_audio, ctm, textgrid
+    from .recognizer import Recognizer, find_latest_experiment
+
+    if fmt not in ("textgrid", "ctm"):
+        raise LstmAsrError(f"unknown --format {fmt!r} (use textgrid or ctm)")
+    rec = Recognizer.load(model or find_latest_experiment())
+    intervals, duration = align_audio(rec, audio, transcript)
+    text = textgrid(intervals, duration) if fmt == "textgrid" else ctm(intervals, audio.stem)
+    if out is None:
+        print(text, end="")
+    else:
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise LstmAsrError(f"{out}: cannot write ({exc.strerror or exc})") from None
+        print(f"wrote {out}: {len(intervals)} tokens over {duration:.2f} s")
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .errors import CorpusError, LstmAsrError
 
 
@@ -19,6 +21,15 @@ class CorpusItem:
     speaker: str
     path: Path  # the input file (audio)
     labels: tuple[str, ...]  # training label symbols
+    # A part of the file (Kaldi ``segments``, manifest start/end), in seconds; None = from the start / to the end.
+    start: float | None = None
+    end: float | None = None
+    command: str | None = None  # a Kaldi wav.scp pipe ("sox x.flac -t wav - |") that writes the audio to stdout
+
+    def audio_options(self) -> dict:
+        """The keyword arguments (beyond path and features) a source's ``featurize`` needs for this item."""
+        opts = {"start": self.start, "end": self.end, "command": self.command}
+        return {k: v for k, v in opts.items() if v is not None}
 
 
 @dataclass
@@ -27,10 +38,35 @@ class SplitItems:
     skipped: list[tuple[str, str]]  # (file, reason)
 
 
+SOURCES: dict[str, type] = {}
+
+
+def register_source(cls: type) -> type:
+    """Class decorator: make a corpus source available to recipes as ``corpus.type: <cls.kind>``.
+
+    A source class has ``kind``, ``__init__(root)``, ``tokens()``, ``split(name) -> SplitItems``, a static
+    ``score_units(symbols)`` and a module-level-picklable static ``featurize(path, feature_cfg_dict) -> ndarray``
+    (run in prep's worker processes).
+    """
+    SOURCES[cls.kind] = cls
+    return cls
+
+
+def featurize_audio(path: str, cfg_dict: dict) -> np.ndarray:
+    """Features of one audio file (any format soundfile reads, resampled to the configured rate)."""
+    from .audio import load_audio
+    from .features import FeatureConfig, compute_features
+
+    cfg = FeatureConfig(**cfg_dict)
+    return compute_features(load_audio(path, cfg.sample_rate), cfg).numpy()
+
+
+@register_source
 class TimitSource:
     """TIMIT (or a generated corpus in its layout): 60 training phones (q removed), scored on 39."""
 
     kind = "timit"
+    featurize = staticmethod(featurize_audio)
 
     def __init__(self, root: Path) -> None:
         from data_prep.timit import TimitCorpus
@@ -65,18 +101,36 @@ class TimitSource:
         return fold_39(symbols)
 
 
-def score_units_for(kind: str):
-    """The symbol mapping applied to references and hypotheses before scoring, by corpus type."""
-    if kind == "timit":
-        return TimitSource.score_units
-    return lambda symbols: list(symbols)
+def source_class(kind: str) -> type:
+    try:
+        return SOURCES[kind]
+    except KeyError:
+        raise LstmAsrError(f"unknown corpus type {kind!r} (known: {', '.join(sorted(SOURCES))})") from None
 
 
-def open_source(kind: str, root: str | Path) -> TimitSource:
-    """Open the corpus of ``kind`` at ``root`` (a missing folder is a one-line error naming it)."""
+def score_units_for(kind: str, units: str = ""):
+    """The symbol mapping applied to references and hypotheses before scoring, by corpus type (and, for sources
+    with a choice of output units, ``corpus.units``: character and BPE tokens are scored as words)."""
+    cls = source_class(kind)
+    if hasattr(cls, "score_units_for_units"):
+        return cls.score_units_for_units(units)
+    return cls.score_units
+
+
+def open_source(kind: str, root: str | Path, options=None):
+    """Open the corpus of ``kind`` at ``root`` (a missing folder is a one-line error naming it).
+
+    ``options`` is the recipe's corpus section; sources with a ``from_recipe(root, options)`` constructor take
+    their settings (output units, lexicon, ...) from it.
+    """
+    cls = source_class(kind)
     root = Path(root)
-    if not root.is_dir():
+    if not root.exists():
         raise CorpusError(root, "corpus folder not found")
-    if kind == "timit":
-        return TimitSource(root)
-    raise LstmAsrError(f"unknown corpus type {kind!r}")
+    if options is not None and hasattr(cls, "from_recipe"):
+        return cls.from_recipe(root, options)
+    return cls(root)
+
+
+# Sources defined outside this module register themselves on import (they import this module, so last).
+from data_prep import iam_ondb, kaldi_dir, librispeech, manifest  # noqa: E402, F401

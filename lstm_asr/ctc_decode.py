@@ -102,11 +102,17 @@ def _candidates(
     width = vocab - 1
     if top_k is not None:
         width = max(0, min(width, top_k))
+    if min_logprob is not None and width > 1:
+        # Sort only as many columns as the most permissive frame keeps (one or two on peaky inputs): the
+        # full per-frame sort would cost more than the whole search there.
+        width = min(width, max(1, int((masked >= min_logprob).sum(axis=1).max())))
     if width == 0:
         empty = np.zeros((time, 0), dtype=np.int64)
         no_pos = np.full((time, vocab + 1), -1, np.int64)
         return empty, empty.astype(np.float64), np.zeros(time, np.int64), no_pos
-    if width < vocab - 1:
+    if width == 1:
+        part = masked.argmax(axis=1)[:, None]
+    elif width < vocab - 1:
         part = np.argpartition(-masked, width - 1, axis=1)[:, :width]
     else:
         part = np.broadcast_to(np.delete(np.arange(vocab), blank), (time, width))
@@ -127,6 +133,128 @@ def _candidates(
     return cand, cand_lp, n_cand, pos
 
 
+# Alternatives at a "confident" frame must be this far (beyond the beam-prune threshold) below the frame's
+# best token: log 4 covers both halves (blank- and label-ending) of a prefix score, each at most the total.
+_CONFIDENT_MARGIN = float(np.log(4.0))
+# Shorter confident stretches are not worth the fixed cost of the closed-form update.
+_MIN_STRETCH = 3
+
+
+def _next_index(mask: np.ndarray) -> np.ndarray:
+    """For each position t, the first index >= t where ``mask`` is true (``len(mask)`` if none)."""
+    n = mask.size
+    idx = np.where(mask, np.arange(n), n)
+    return np.minimum.accumulate(idx[::-1])[::-1]
+
+
+@dataclass
+class _Confidence:
+    """Per-frame facts for the confident-stretch fast path."""
+
+    top: np.ndarray  # best token of each frame (blank included)
+    top_lp: np.ndarray
+    thr: np.ndarray  # every alternative must score below this for the frame to be confident
+    ok0: np.ndarray  # confident, not counting a stay on the prefix's last label
+    next_bad0: list[int]  # first frame >= t failing ok0
+    next_bad: np.ndarray  # first frame >= t failing, with the previous label taken from the frames' best tokens
+    next_label: np.ndarray  # first frame >= t whose best token is a label
+
+
+def _confidence(lp: np.ndarray, blank: int, cand_lp: np.ndarray, n_cand: np.ndarray, prune: float) -> _Confidence:
+    """Which frames the pruned search provably passes with a single surviving prefix.
+
+    A frame is confident when every alternative to its best token that the search considers (another
+    candidate label, blank when a label is best, a stay on the previous label) is more than ``prune`` + log 4
+    below the best token. A lone prefix entering such a frame then has exactly one successor within the
+    beam-prune threshold, the one that follows the frame's best token -- greedy decoding's path.
+    """
+    time = lp.shape[0]
+    frames = np.arange(time)
+    top = lp.argmax(axis=1)
+    top_lp = lp[frames, top]
+    thr = top_lp - prune - _CONFIDENT_MARGIN
+    is_label = top != blank
+    no = np.full(time, NEG_INF)
+    first = cand_lp[:, 0] if cand_lp.shape[1] else no
+    second = cand_lp[:, 1] if cand_lp.shape[1] > 1 else no
+    # cand is sorted, so a best label is cand[:, 0] and the best other label is cand[:, 1].
+    alt = np.where(is_label, np.where(n_cand >= 2, second, NEG_INF), np.where(n_cand >= 1, first, NEG_INF))
+    alt = np.maximum(alt, np.where(is_label, lp[:, blank], NEG_INF))
+    ok0 = alt < thr
+    prev_label_frame = np.maximum.accumulate(np.where(is_label, frames, -1))
+    prev_label_frame = np.concatenate([[-1], prev_label_frame[:-1]])
+    has_prev = prev_label_frame >= 0
+    prev_label = top[np.maximum(prev_label_frame, 0)]
+    prev_lp = np.where(has_prev, lp[frames, prev_label], NEG_INF)
+    ok = ok0 & ((prev_lp < thr) | (has_prev & (prev_label == top)))
+    return _Confidence(top, top_lp, thr, ok0, _next_index(~ok0).tolist(), _next_index(~ok), _next_index(is_label))
+
+
+def _stretch_end(conf: _Confidence, lp_ext: np.ndarray, t0: int, last: int) -> int:
+    """End (exclusive) of the confident stretch from ``t0`` for a lone prefix whose last token is ``last``."""
+    time = conf.top.size
+    f = int(conf.next_label[t0])
+    a_end = min(f, time - 1) + 1
+    # Up to the stretch's first emitted label, a stay repeats the prefix's own last label.
+    sl = slice(t0, a_end)
+    cond = conf.ok0[sl] & ((lp_ext[sl, last] < conf.thr[sl]) | (conf.top[sl] == last))
+    bad = np.flatnonzero(~cond)
+    if bad.size:
+        return t0 + int(bad[0])
+    return int(conf.next_bad[a_end]) if a_end < time else time
+
+
+def _run_stretch(conf: _Confidence, lp_ext: np.ndarray, blank_lp: np.ndarray, blank: int, t0: int, t1: int,
+                 last: int, p_b0: float, p_nb0: float) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Closed-form update of a lone prefix over the confident frames ``t0 .. t1 - 1``.
+
+    The prefix follows the frames' best tokens (greedy collapse). Between two emissions its scores follow
+    total_s = total_(s-1) * blank_s + nb_s and nb_s = nb_(s-1) * stay_s (probabilities), which unrolls to
+    total_E = sum_s nb_s * prod_(r>s) blank_r: a log-sum-exp per segment (``logaddexp.reduceat``) over
+    cumulative sums; the emissions chain the segments with one more cumulative sum. No loop over frames.
+
+    Returns the emitted tokens, their (absolute) frames, and the prefix's final blank- and label-ending scores.
+    """
+    tops = conf.top[t0:t1]
+    prev_top = np.concatenate([[-1], tops[:-1]])
+    emit = (tops != blank) & (tops != prev_top)
+    emit_pos = np.flatnonzero(emit) + 1  # positions in the arrays below, where 0 is the entry state
+    tokens = tops[emit_pos - 1]
+    n = tops.size + 1
+    seg = np.cumsum(np.concatenate([[False], emit]))  # segment 0 starts at the entry; segment j at emission j
+    starts = np.concatenate([[0], emit_pos])
+    stay_label = np.concatenate([[last], tokens])[seg]
+    frames = np.arange(t0 - 1, t1)
+    stay = lp_ext[frames[1:], stay_label[1:]]
+    stay[emit] = 0.0  # the emission's own score enters through the chain below
+    # The empty prefix has no label to stay on (-inf); count those frames instead of summing -inf.
+    dead = np.isneginf(stay)
+    cl = np.cumsum(np.concatenate([[0.0], np.where(dead, 0.0, stay)]))
+    cdead = np.cumsum(np.concatenate([[0], dead]))
+    cb = np.cumsum(np.concatenate([[0.0], blank_lp[t0:t1]]))
+    total0 = float(np.logaddexp(p_b0, p_nb0))
+    # Scores relative to each segment's reference: the entry's total for segment 0, the emission's score after.
+    offset = np.zeros(starts.size)
+    offset[0] = p_nb0 - total0
+    nb = cl - cl[starts][seg] + offset[seg]
+    nb[cdead > cdead[starts][seg]] = NEG_INF
+    u = nb - cb
+    u[0] = 0.0  # the entry's total, relative to itself
+    ends = np.concatenate([emit_pos - 1, [n - 1]])
+    g = np.logaddexp.reduceat(u, starts) + cb[ends]  # total score at each segment's end
+    shifted = np.concatenate([[NEG_INF], u[:-1]])
+    shifted[starts] = NEG_INF
+    h = np.logaddexp.reduceat(shifted, starts) + cb[ends]  # blank-ending score at each segment's end
+    # An emission repeating the previous label can only follow a blank: it extends from the blank-ending score.
+    prev_tok = np.concatenate([[last], tokens[:-1]])
+    c_lp = conf.top_lp[t0 - 1 + emit_pos]
+    incr = np.where(tokens == prev_tok, h[:-1], g[:-1]) + c_lp
+    ref = total0 + np.concatenate([[0.0], np.cumsum(incr)])
+    p_b = float(ref[-1] + h[-1])
+    p_nb = float(ref[-1] + nb[-1])
+    return tokens, frames[emit_pos], p_b, p_nb
+
+
 def prefix_beam_search(
     log_probs: torch.Tensor | np.ndarray,
     beam: int = 16,
@@ -135,6 +263,9 @@ def prefix_beam_search(
     token_min_logprob: float | None = None,
     nbest: int = 1,
     beam_prune_logprob: float | None = None,
+    skip_confident: bool = True,
+    lm_scores: np.ndarray | None = None,
+    lm_final: np.ndarray | None = None,
 ) -> list[Hypothesis]:
     """CTC prefix beam search over one utterance's (T, V) log probabilities.
 
@@ -145,6 +276,16 @@ def prefix_beam_search(
     token are never pruned). ``beam_prune_logprob`` (like pyctcdecode's ``beam_prune_logp``, but off by
     default) also drops prefixes more than that far below the frame's best one. With a beam at least as wide
     as the number of distinct prefixes and no pruning, the search is exact.
+
+    With ``beam_prune_logprob`` set and ``skip_confident`` (the default), stretches of frames through which
+    the pruned search provably keeps a single prefix (every alternative to the frame's best token more than
+    the threshold + log 4 below it; typical of a trained model's peaky output) are passed in one closed-form
+    step instead of frame by frame. The result is the same as frame by frame, up to float rounding.
+
+    Shallow fusion with a token bigram LM: ``lm_scores`` (V + 1, V) is added to every extension of a prefix
+    ending in token ``a`` (row V: the empty prefix) by token ``c`` -- typically ``weight * ln p(c | a)`` plus an
+    insertion score -- and ``lm_final`` (V + 1,) to each prefix's score after the last frame (e.g. the weighted
+    ``ln p(</s> | a)``). Scores then are acoustic log probability + LM scores, still summed over alignments.
 
     Returns up to ``nbest`` hypotheses (at most ``beam``), best first; ``score`` is log(p_blank + p_label) of
     the prefix after the last frame. ``frames[i]`` is the frame at which ``tokens[i]`` was appended to the
@@ -162,7 +303,7 @@ def prefix_beam_search(
     if not 0 <= blank < vocab:
         raise ValueError(f"blank {blank} out of range for {vocab} classes")
     if time == 0:
-        return [Hypothesis((), 0.0)]
+        return [Hypothesis((), 0.0 if lm_final is None else float(lm_final[vocab]))]
 
     cand_all, cand_lp_all, n_cand, pos_all = _candidates(lp, blank, token_top_k, token_min_logprob)
     # Column V is -inf: the empty prefix's "last token" is encoded as V, so its repeat-stay is impossible.
@@ -185,7 +326,35 @@ def prefix_beam_search(
     p_b = np.zeros(1)
     p_nb = np.full(1, NEG_INF)
 
-    for t in range(time):
+    conf = None
+    if lm_scores is not None and lm_scores.shape != (vocab + 1, vocab):
+        raise ValueError(f"lm_scores must be ({vocab + 1}, {vocab}), got {lm_scores.shape}")
+    if skip_confident and beam_prune_logprob is not None and lm_scores is None and np.isfinite(lp).all():
+        conf = _confidence(lp, blank, cand_lp_all, n_cand, beam_prune_logprob)
+        top_list = conf.top.tolist()
+
+    t = -1
+    while t + 1 < time:
+        t += 1
+        if (conf is not None and ids.size == 1 and conf.next_bad0[t] - t >= _MIN_STRETCH
+                and top_list[t] != last[0]):
+            end = _stretch_end(conf, lp_ext, t, int(last[0]))
+            if end - t >= _MIN_STRETCH:
+                tokens, frames, pb, pnb = _run_stretch(conf, lp_ext, lp[:, blank], blank, t, end, int(last[0]),
+                                                       float(p_b[0]), float(p_nb[0]))
+                n_new = tokens.size
+                if n_new:
+                    new_ids = np.arange(n_nodes, n_nodes + n_new)
+                    node_parent[n_nodes:n_nodes + n_new] = np.concatenate([ids, new_ids[:-1]])
+                    node_token[n_nodes:n_nodes + n_new] = tokens
+                    node_frame[n_nodes:n_nodes + n_new] = frames
+                    n_nodes += n_new
+                    parents = node_parent[new_ids[-1:]].copy()
+                    ids = new_ids[-1:]
+                    last = tokens[-1:].astype(np.int64)
+                p_b, p_nb = np.array([pb]), np.array([pnb])
+                t = end - 1
+                continue
         total = np.logaddexp(p_b, p_nb)
         # Staying on the same prefix: a blank after anything, or a repeat of the last label that collapses.
         stay_b = total + blank_lp[t]
@@ -197,6 +366,8 @@ def prefix_beam_search(
         cand = cand_all[t, :c]
         # Appending a label: from either score, but a repeat of the last label needs a blank in between.
         ext = np.where(last[:, None] == cand[None, :], p_b[:, None], total[:, None]) + cand_lp_all[t, :c]
+        if lm_scores is not None:
+            ext = ext + lm_scores[last[:, None], cand[None, :]]
 
         # An extension may be a prefix already in the beam (beam entry j is beam entry i plus its last label):
         # fold its score into j's label-ending score and drop the duplicate candidate.
@@ -244,8 +415,10 @@ def prefix_beam_search(
         ids = np.concatenate([ids[stays], new_ids])
 
     final = np.logaddexp(p_b, p_nb)
+    if lm_final is not None:
+        final = final + lm_final[last]
     order = np.argsort(-final, kind="stable")[:nbest]
-    parent_l, token_l, frame_l = node_parent.tolist(), node_token.tolist(), node_frame.tolist()
+    parent_l, token_l, frame_l = (a[:n_nodes].tolist() for a in (node_parent, node_token, node_frame))
     out = []
     for i in order.tolist():
         tokens: list[int] = []

@@ -17,12 +17,17 @@ import torch
 
 from .batching import bucket_batches
 from .ctc_decode import beam_search_batch, greedy_decode
+from .error_report import character_counts, sclite_summary
 from .feature_store import FeatureSplit
 from .model import BLSTMCTC
 from .scoring import ErrorCounts, align, format_alignment
 
+_TEXT = ("character and BPE outputs glued back to text and scored as words (WER; CER in sclite.txt); "
+         "phone outputs scored as phones")
 CONVENTIONS = {
     "timit": "TIMIT 61 phones (q removed) folded to 39 (Lee & Hon 1989) for scoring; sil scored like any phone",
+    "kaldi_dir": _TEXT, "librispeech": _TEXT, "manifest": _TEXT,
+    "ondb": "characters, the space between words included (CER); WER on the words glued back from them",
 }
 
 
@@ -38,15 +43,22 @@ class SplitScore:
 
 @torch.inference_mode()
 def decode_split(model: BLSTMCTC, split: FeatureSplit, beam: int = 1, token_top_k: int = 0,
-                 max_frames: int = 40000, max_batch: int = 64) -> list[list[int]]:
-    """Decode every utterance of a prepared split; returns label ids per utterance in split order."""
+                 max_frames: int = 40000, max_batch: int = 64, search: Callable | None = None) -> list[list[int]]:
+    """Decode every utterance of a prepared split; returns label ids per utterance in split order.
+
+    ``search`` (e.g. a :class:`lstm_asr.search.Searcher`, for LM decoding) replaces greedy/beam search: it maps
+    (log_probs, lengths) to N-best lists per utterance, of which the best is kept.
+    """
     was_training = model.training
     model.eval()
     out: list[list[int]] = [[] for _ in range(len(split))]
     for idx in bucket_batches(split.num_frames, max_frames, max_batch, seed=None):
         feats, lengths, _, _ = split.batch(idx)
         log_probs = model(feats, lengths)
-        if beam <= 1:
+        lengths = model.output_lengths(lengths)  # fewer output frames when the model reduces the frame rate
+        if search is not None:
+            hyps = [nbest[0] for nbest in search(log_probs, lengths)]
+        elif beam <= 1:
             hyps = greedy_decode(log_probs, lengths)
         else:
             hyps = beam_search_batch(log_probs, lengths, beam=beam, token_top_k=token_top_k or None)
@@ -81,6 +93,14 @@ def write_decode_dir(out: Path, split: FeatureSplit, score: SplitScore, extra: d
             r.write(f"{utt} {' '.join(ref)}\n")
             _, c = align(ref, hyp)
             a.write(f"{utt}  N={c.ref_tokens} S={c.sub} D={c.dele} I={c.ins}\n{format_alignment(ref, hyp)}\n\n")
+    # sclite-style per-speaker summary; speech character/BPE outputs are scored as words (metric WER), with a CER
+    # beside it computed from the words' text.
+    words = extra.get("metric") == "WER"
+    unit = "Wrd" if words else "Chr" if extra.get("metric") == "CER" else "Sym"
+    (out / "sclite.txt").write_text(sclite_summary(split.speakers, score.refs, score.hyps, unit=unit,
+                                                   with_cer=words))
+    if words:
+        extra = {**extra, "cer": character_counts(score.refs, score.hyps).rate}
     (out / "scores.json").write_text(json.dumps({**score.to_dict(), **extra}, indent=2) + "\n")
 
 

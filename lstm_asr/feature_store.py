@@ -139,6 +139,10 @@ class FeatureSplit:
         """Every frame of the split (memory-mapped), e.g. for normalisation statistics."""
         return self._feats
 
+    def all_labels(self) -> np.ndarray:
+        """Every utterance's label ids, concatenated in split order (memory-mapped; ``num_labels`` splits them)."""
+        return self._labels
+
     def batch(self, indices: list[int] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Padded features (B, T, D), lengths (B,), concatenated targets and target lengths for CTC."""
         idx = np.asarray(indices)

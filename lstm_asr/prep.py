@@ -38,9 +38,11 @@ class SplitReport:
     split: str
     utterances: int = 0
     frames: int = 0
+    speakers: int = 0
     skipped: Counter = field(default_factory=Counter)  # reason -> count
     examples: dict[str, str] = field(default_factory=dict)  # reason -> first file with it
     reused: bool = False
+    repaired: Counter = field(default_factory=Counter)  # input glitches fixed (kind -> count), e.g. pen data
 
     @property
     def hours(self) -> float:
@@ -52,8 +54,12 @@ class SplitReport:
 
     def summary(self) -> str:
         head = f"{self.split}: {self.utterances} utterances, {self.hours:.2f} h"
+        if self.speakers:
+            head += f", {self.speakers} speakers"
         if self.reused:
             head += " (up to date, reused)"
+        if self.repaired:
+            head += "; repaired: " + ", ".join(f"{n} x {r}" for r, n in self.repaired.most_common())
         if self.skipped:
             parts = [f"{n} x {r} (e.g. {self.examples[r]})" for r, n in self.skipped.most_common()]
             head += f"; skipped {sum(self.skipped.values())}: " + "; ".join(parts)
@@ -62,6 +68,10 @@ class SplitReport:
 
 def feature_config(recipe: Recipe) -> FeatureConfig:
     f = recipe.features
+    if f.type == "ink":  # pen strokes: a config of the same shape (to_dict, dim), see lstm_asr/ink.py
+        from .ink import InkFeatureConfig
+
+        return InkFeatureConfig(spacing=f.ink_spacing, deskew=f.ink_deskew, deslant=f.ink_deslant)
     return FeatureConfig(num_mel_bins=f.num_mel_bins, use_energy=f.use_energy, deltas=f.deltas,
                          frame_length_ms=f.frame_length_ms, frame_shift_ms=f.frame_shift_ms)
 
@@ -79,6 +89,14 @@ def ensure_corpus(recipe: Recipe, progress: bool = True) -> Path:
     root = Path(recipe.corpus.path)
     gen = recipe.corpus.generate
     if gen is None:
+        return root
+    if gen.kind == "ondb":
+        from data_prep.synth_ondb import corpus_is_complete as ondb_complete
+        from data_prep.synth_ondb import generate_ondb_corpus
+
+        if not ondb_complete(root):
+            print(f"Generating the ondb corpus ({gen.lines} lines, seed {gen.seed}) in {root} ...")
+            print(generate_ondb_corpus(root, lines=gen.lines, seed=gen.seed, progress=progress))
         return root
     from data_prep.synth_timit import corpus_is_complete, generate_timit_corpus
 
@@ -98,7 +116,9 @@ def _fingerprint(items: list[CorpusItem], cfg: FeatureConfig, tokens: list[str])
             stamp = f"{st.st_size}:{st.st_mtime_ns}"
         except OSError:
             stamp = "missing"
-        h.update(f"{it.utt_id}\t{it.path}\t{stamp}\t{' '.join(it.labels)}\n".encode())
+        opts = it.audio_options()  # only when set, so stores of corpora without segments stay valid
+        extra = f"\t{opts}" if opts else ""
+        h.update(f"{it.utt_id}\t{it.path}\t{stamp}\t{' '.join(it.labels)}{extra}\n".encode())
     return h.hexdigest()
 
 
@@ -108,18 +128,13 @@ def _worker_init() -> None:
     torch.set_num_threads(1)  # one process per core does better than threads inside each
 
 
-def featurize(args: tuple[str, dict]) -> tuple[np.ndarray | None, str]:
-    """Worker: features of one audio file, or (None, reason) when it cannot be read."""
-    path, cfg_dict = args
-    from .audio import load_audio
-    from .features import compute_features
-
-    cfg = FeatureConfig(**cfg_dict)
+def featurize(args: tuple[Callable, str, dict, dict]) -> tuple[np.ndarray | None, str]:
+    """Worker: features of one input file, or (None, reason) when it cannot be read."""
+    fn, path, cfg_dict, opts = args  # opts: CorpusItem.audio_options() (segment times, wav.scp pipe)
     try:
-        wav = load_audio(path, cfg.sample_rate)
-        return compute_features(wav, cfg).numpy(), ""
+        return fn(path, cfg_dict, **opts), ""
     except LstmAsrError as exc:
-        # The audio reader's message is "path: problem"; keep the problem only, the path is reported with it.
+        # Readers say "path: problem"; keep the problem only, the path is reported beside it.
         return None, str(exc).removeprefix(f"{path}: ")
 
 
@@ -137,8 +152,10 @@ def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenS
             done = FeatureSplit(out)
             if done.index.get("fingerprint") == fp:
                 report.utterances, report.frames = len(done), int(done.num_frames.sum())
+                report.speakers = len(set(done.speakers))
                 report.skipped.update(done.index.get("skipped", {}))
                 report.examples.update(done.index.get("skip_examples", {}))
+                report.repaired.update(done.index.get("repaired", {}))
                 report.reused = True
                 return report
         except LstmAsrError:
@@ -146,7 +163,7 @@ def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenS
     for path, reason in listing.skipped:
         report.skip(path, reason)
     writer = SplitWriter(out, cfg.dim)
-    args = [(str(it.path), cfg.to_dict()) for it in items]
+    args = [(type(source).featurize, str(it.path), cfg.to_dict(), it.audio_options()) for it in items]
     ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
     with ctx.Pool(max(1, jobs), initializer=_worker_init) as pool:
         for it, (feats, err) in zip(items, pool.imap(featurize, args, chunksize=4), strict=True):
@@ -155,6 +172,9 @@ def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenS
             if feats is None:
                 report.skip(str(it.path), err)
                 continue
+            if isinstance(feats, tuple):  # (features, {repair: count}): glitches a reader fixed, counted
+                feats, fixed = feats
+                report.repaired.update(fixed)
             try:
                 ids = np.asarray(tokens.encode(it.labels), dtype=np.int32)
             except KeyError as exc:
@@ -169,10 +189,12 @@ def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenS
             writer.add(it.utt_id, it.speaker, feats, ids, " ".join(it.labels))
             report.utterances += 1
             report.frames += feats.shape[0]
+    report.speakers = len(set(writer.speakers))
     if report.utterances == 0:
         raise LstmAsrError(f"{source.root}: no utterance of split '{split}' could be prepared ({report.summary()})")
     writer.close({"fingerprint": fp, "tokens": tokens.symbols, "features": cfg.to_dict(),
-                  "skipped": dict(report.skipped), "skip_examples": report.examples})
+                  "skipped": dict(report.skipped), "skip_examples": report.examples,
+                  "repaired": dict(report.repaired)})
     return report
 
 
@@ -181,7 +203,7 @@ def prep(recipe: Recipe, force: bool = False, jobs: int | None = None, show_prog
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     root = ensure_corpus(recipe, progress=show_progress)
-    source = open_source(recipe.corpus.type, root)
+    source = open_source(recipe.corpus.type, root, recipe.corpus)
     cfg = feature_config(recipe)
     tokens = TokenSet(source.tokens())
     out = store_dir(recipe)

@@ -28,6 +28,7 @@ class GenerateSection:
     kind: str = "timit"
     minutes: float = 60.0
     seed: int = 0
+    lines: int = 600  # kind ondb: text lines to write (handwriting has lines, not minutes)
 
 
 @dataclass
@@ -38,6 +39,12 @@ class CorpusSection:
     dev_split: str = "dev"
     test_split: str = "test"
     generate: GenerateSection | None = None
+    # Output units of text corpora (kaldi_dir, librispeech, manifest): "" = the corpus's own (TIMIT: phones;
+    # the others: chars). phones come from the transcripts as given, or from words through ``lexicon``.
+    units: str = ""
+    lexicon: str = ""  # CMUdict-format pronunciation lexicon (WORD PH1 PH2 ...) for units: phones
+    bpe_vocab_size: int = 100  # sentencepiece BPE vocabulary trained on the training text, for units: bpe
+    allow_commands: bool = False  # run piped wav.scp entries ("cmd ... |"); off: they are refused
 
 
 @dataclass
@@ -48,6 +55,12 @@ class FeaturesSection:
     frame_length_ms: float = 25.0
     frame_shift_ms: float = 10.0
     store: str = ""  # folder for the prepared features; default: <corpus.path>/../features
+    # "fbank" (speech: the keys above) or "ink" (pen strokes: per-point dx, dy, dt, pen-up, start-of-stroke, and
+    # the keys below; see lstm_asr/ink.py).
+    type: str = "fbank"
+    ink_spacing: float = 0.15  # ink: resampling distance along each trace, in core (x-)heights
+    ink_deskew: bool = True  # ink: rotate the line's direction to horizontal
+    ink_deslant: bool = True  # ink: shear the dominant down-stroke angle to vertical
 
 
 @dataclass
@@ -57,6 +70,12 @@ class ModelSection:
     dropout: float = 0.0
     init: str = "default"
     init_scale: float = 0.1
+    cell: str = "lstm"  # lstm (nn.LSTM), peephole (Gers & Schmidhuber 2000) or gru
+    projection: int = 0  # LSTMP projection size per direction (cell lstm only); 0 = none
+    peephole_output_activation: str = "tanh"  # peephole cell: h = o * tanh(c) or, with identity, o * c
+    stack_frames: int = 1  # input frames stacked side by side (Sak et al. 2015: 3)
+    subsample: int = 1  # keep every n-th stacked frame (Sak et al. 2015: 3, i.e. 30 ms)
+    pyramid: int = 0  # lowest layers after which frame pairs are concatenated (each halves the rate)
 
 
 @dataclass
@@ -74,12 +93,28 @@ class TrainingSection:
     threads: int = 0  # torch threads; 0 = all cores
     max_minutes: float = 0.0  # wall-clock budget for training; 0 = none
     log_every: int = 20  # batches between metrics.jsonl lines
+    checkpoint_every: int = 50  # batches between mid-epoch last.pt saves (exact resume); 0 = at epoch ends only
+    max_bad_steps: int = 20  # consecutive steps with a non-finite loss or gradient before the run stops
+    schedule: str = "constant"  # learning rate: "constant", "newbob" (halve on dev plateau), "cosine" (per epoch)
+    newbob_factor: float = 0.5  # lr multiplier when the dev error stops improving (schedule: newbob)
+    weight_noise: float = 0.0  # Graves 2013 second stage: retrain from best.pt with Gaussian weight noise of this std
+    noise_max_epochs: int = 0  # epochs of the weight-noise stage; 0 = training.max_epochs
+    spec_time_masks: int = 0  # SpecAugment-style masks per utterance (training only): time ...
+    spec_time_width: int = 20  # ... of up to this many frames
+    spec_freq_masks: int = 0  # ... and frequency masks
+    spec_freq_width: int = 8  # ... of up to this many feature dims
 
 
 @dataclass
 class DecodingSection:
     beam: int = 1  # 1 = greedy
     token_top_k: int = 0  # per-frame token pruning in beam search; 0 = off
+    # Language model decoding (flashlight, needs the ``lm`` extra). lm: ARPA file (``lstm-asr lm build``);
+    # lexicon: ``word tok tok ...`` file for word decoding (empty = lexicon-free: the LM is over the tokens).
+    lm: str = ""
+    lexicon: str = ""
+    lm_weight: float = 1.0  # multiplies the LM's log10 probabilities
+    word_score: float = 0.0  # added per word (lexicon) or per token (lexicon-free); negative = fewer insertions
 
 
 @dataclass
@@ -101,18 +136,29 @@ class Recipe:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "corpus.type": ("timit",),
-    "corpus.generate.kind": ("timit",),
+    "corpus.type": ("timit", "kaldi_dir", "librispeech", "manifest", "ondb"),
+    "corpus.units": ("", "phones", "chars", "bpe"),
+    "corpus.generate.kind": ("timit", "ondb"),
+    "features.type": ("fbank", "ink"),
     "model.init": ("default", "uniform"),
+    "model.cell": ("lstm", "peephole", "gru"),
+    "model.peephole_output_activation": ("tanh", "identity"),
     "training.optimizer": ("adam", "sgd"),
+    "training.schedule": ("constant", "newbob", "cosine"),
 }
 
-POSITIVE = {"features.num_mel_bins", "model.hidden", "model.layers", "training.max_epochs",
+POSITIVE = {"features.num_mel_bins", "model.hidden", "model.layers", "model.stack_frames", "model.subsample",
+            "training.max_epochs",
             "training.max_frames", "training.max_batch", "training.log_every", "decoding.beam",
-            "training.lr", "features.frame_length_ms", "features.frame_shift_ms", "corpus.generate.minutes"}
+            "training.max_bad_steps",
+            "training.lr", "features.frame_length_ms", "features.frame_shift_ms", "corpus.generate.minutes",
+            "corpus.bpe_vocab_size", "corpus.generate.lines", "features.ink_spacing"}
 NON_NEGATIVE = {"features.deltas", "model.dropout", "training.momentum", "training.weight_decay",
                 "training.patience", "training.grad_clip", "training.threads", "training.max_minutes",
-                "decoding.token_top_k", "model.init_scale"}
+                "training.checkpoint_every", "training.weight_noise", "training.noise_max_epochs",
+                "training.spec_time_masks", "training.spec_time_width", "training.spec_freq_masks",
+                "training.spec_freq_width", "training.newbob_factor",
+                "decoding.token_top_k", "model.init_scale", "model.projection", "model.pyramid", "decoding.lm_weight"}
 
 
 def _type_name(tp: Any) -> str:
@@ -199,6 +245,12 @@ def _check_values(recipe: Recipe, source: str) -> None:
             raise RecipeError(source, key, f"must be >= 0, got {value!r}")
     if recipe.model.dropout >= 1:
         raise RecipeError(source, "model.dropout", f"must be < 1, got {recipe.model.dropout}")
+    if recipe.model.projection and recipe.model.cell != "lstm":
+        raise RecipeError(source, "model.projection", f"a projection needs cell lstm, not {recipe.model.cell!r}")
+    if recipe.model.projection >= recipe.model.hidden:
+        raise RecipeError(source, "model.projection", f"must be smaller than model.hidden ({recipe.model.hidden})")
+    if recipe.model.pyramid >= recipe.model.layers:
+        raise RecipeError(source, "model.pyramid", f"must be below model.layers ({recipe.model.layers})")
     if recipe.features.deltas > 2:
         raise RecipeError(source, "features.deltas", "must be 0, 1 or 2")
     if not recipe.corpus.path:

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_checkpoint
+from .corpus import SOURCES
 from .ctc_decode import greedy_decode, prefix_beam_search
 from .errors import LstmAsrError
 from .features import FeatureConfig, compute_features
@@ -24,10 +25,13 @@ class Transcript:
     times: list[tuple[float, float]]  # per token: (start, end) in seconds, from the frames where it was emitted
     score: float
     duration: float  # seconds of audio
+    units: str = "phones"  # "chars" / "bpe": the text is words, glued back from the tokens
 
     @property
     def text(self) -> str:
-        return " ".join(self.tokens)
+        from .units import tokens_to_words
+
+        return " ".join(tokens_to_words(self.tokens, self.units))
 
     def to_dict(self, with_times: bool = True) -> dict:
         d = {"file": self.path, "text": self.text, "score": round(self.score, 4), "duration": round(self.duration, 3)}
@@ -48,25 +52,48 @@ def find_latest_experiment(root: Path = Path("exp")) -> Path:
 class Recognizer:
     """A trained model with its feature settings and token list, ready to decode audio."""
 
-    def __init__(self, model: BLSTMCTC, features: FeatureConfig, tokens: list[str], corpus_type: str) -> None:
+    def __init__(self, model: BLSTMCTC, features: FeatureConfig, tokens: list[str], corpus_type: str,
+                 units: str = "phones") -> None:
         self.model = model.eval()
         self.features = features
         self.tokens = tokens
         self.corpus_type = corpus_type
+        self.units = units  # output units: "phones", "chars" or "bpe" (decides how tokens become text)
+        self.input_type = "ink" if getattr(features, "type", "") == "ink" else "audio"  # stored in the checkpoint
 
     @classmethod
     def load(cls, path: str | Path) -> Recognizer:
         path = Path(path)
         ckpt_path = path / "best.pt" if path.is_dir() else path
+        from .export import is_torchscript
+
+        if is_torchscript(ckpt_path):  # a file written by ``lstm-asr export``
+            from .export import ScriptedRecognizer
+
+            return ScriptedRecognizer.load_file(ckpt_path)
         ckpt = load_checkpoint(ckpt_path)
         try:
             model = BLSTMCTC(ModelConfig(**ckpt["model_config"]))
             model.load_state_dict(ckpt["state_dict"])
-            features = FeatureConfig(**ckpt["features"])
+            feats = ckpt["features"]
+            if feats.get("type") == "ink":  # a handwriting model: pen strokes in (see lstm_asr/ink_decode.py)
+                from .ink import InkFeatureConfig
+
+                features = InkFeatureConfig.from_dict(feats)
+            else:
+                features = FeatureConfig(**feats)
             tokens = list(ckpt["tokens"])
         except (KeyError, TypeError, RuntimeError) as exc:
             raise LstmAsrError(f"{ckpt_path}: checkpoint does not match this version of lstm-asr ({exc})") from None
-        return cls(model, features, tokens, ckpt.get("corpus_type", ""))
+        corpus = (ckpt.get("recipe") or {}).get("corpus") or {}
+        units = corpus.get("units") or getattr(SOURCES.get(ckpt.get("corpus_type", "")), "default_units", "phones")
+        return cls(model, features, tokens, ckpt.get("corpus_type", ""), units)
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds per output frame: the feature frame shift times the model's frame-rate reduction."""
+        reduction = self.model.frame_reduction if isinstance(self.model, BLSTMCTC) else 1
+        return self.features.frame_shift_ms / 1000 * reduction
 
     @torch.inference_mode()
     def log_probs(self, waveform: torch.Tensor) -> torch.Tensor:
@@ -84,11 +111,11 @@ class Recognizer:
             hyp = greedy_decode(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
         else:
             hyp = prefix_beam_search(lp, beam=beam, token_top_k=token_top_k or None)[0]
-        shift = self.features.frame_shift_ms / 1000
+        shift = self.frame_seconds
         frames = list(hyp.frames) if hyp.frames else [0] * len(hyp.tokens)
         ends = frames[1:] + [lp.shape[0]]
         # A token spans from the frame it is first emitted to the next token's frame (CTC spikes carry no
         # duration; this is the usual convention for token times from CTC output).
         times = [(f * shift, e * shift) for f, e in zip(frames, ends, strict=True)]
         return Transcript(str(path), [self.tokens[i] for i in hyp.tokens], times, float(hyp.score),
-                          wav.numel() / self.features.sample_rate)
+                          wav.numel() / self.features.sample_rate, self.units)

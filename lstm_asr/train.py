@@ -28,13 +28,19 @@ import torch
 from .batching import bucket_batches
 from .checkpoint import load_checkpoint, save_checkpoint
 from .corpus import score_units_for
+from .error_rates import extra_rates, metric_name
 from .errors import LstmAsrError
 from .evaluate import CONVENTIONS, decode_split, per_speaker, score_split, write_decode_dir
 from .feature_store import FeatureSplit
 from .features import Normalizer
+from .frame_rate import ctc_feasible
 from .model import BLSTMCTC, ModelConfig, ctc_loss
 from .prep import feature_config, load_splits
 from .recipe import Recipe, dump_recipe
+from .regularizers import spec_mask, weight_noise
+from .resume import LoopState, check_resumable, rng_states, set_rng_states
+from .schedules import next_lr, set_lr
+from .units import resolve_units
 
 
 def seed_everything(seed: int) -> None:
@@ -58,7 +64,9 @@ def normalizer_from(split: FeatureSplit, chunk: int = 200_000) -> Normalizer:
 def build_model(recipe: Recipe, input_dim: int, num_classes: int) -> BLSTMCTC:
     m = recipe.model
     cfg = ModelConfig(input_dim=input_dim, num_classes=num_classes, hidden=m.hidden, layers=m.layers,
-                      dropout=m.dropout, init=m.init, init_scale=m.init_scale)
+                      dropout=m.dropout, init=m.init, init_scale=m.init_scale, cell=m.cell, projection=m.projection,
+                      peephole_output_activation=m.peephole_output_activation, stack_frames=m.stack_frames,
+                      subsample=m.subsample, pyramid=m.pyramid)
     return BLSTMCTC(cfg)
 
 
@@ -93,8 +101,13 @@ class MetricsLog:
             f.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
 
 
-def train(recipe: Recipe, out: Path, show_progress: bool = True) -> dict[str, Any]:
-    """Train, keep the best model by dev PER, and score it on dev and test. Returns ``results.json``'s content."""
+def train(recipe: Recipe, out: Path, show_progress: bool = True, resume: bool = False,
+          force: bool = False) -> dict[str, Any]:
+    """Train, keep the best model by dev PER, and score it on dev and test. Returns ``results.json``'s content.
+
+    ``resume`` continues exactly from ``out/last.pt`` when there is one (see ``lstm_asr/resume.py``); ``force``
+    accepts a recipe that differs from the checkpoint's.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     t = recipe.training
@@ -104,84 +117,146 @@ def train(recipe: Recipe, out: Path, show_progress: bool = True) -> dict[str, An
     splits = load_splits(recipe, show_progress=show_progress)
     train_split, dev_split, test_split = splits[c.train_split], splits[c.dev_split], splits[c.test_split]
     tokens = train_split.index["tokens"]
-    score_units = score_units_for(c.type)
+    score_units = score_units_for(c.type, c.units)
+    metric = metric_name(c.type, c.units)  # PER for phones, CER for handwriting (lstm_asr/error_rates.py)
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.yaml").write_text(dump_recipe(recipe))
     log = MetricsLog(out / "metrics.jsonl")
     model = build_model(recipe, train_split.dim, len(tokens))
     model.normalizer.load_state_dict(normalizer_from(train_split).state_dict())
     optimizer = build_optimizer(recipe, model)
+    state = LoopState(lr=t.lr)
+    last_path = out / "last.pt"
+    if resume and last_path.exists():
+        ckpt = load_checkpoint(last_path)
+        check_resumable(ckpt, recipe.to_dict(), asdict(model.config), last_path, force)
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = LoopState.from_dict(ckpt["loop"])
+        set_rng_states(ckpt["rng"])
+        print(f"resuming from {last_path}: epoch {state.epoch}, batch {state.step}")
+    elif resume:
+        print(f"no {last_path} yet: starting from scratch")
+    (out / "recipe.yaml").write_text(dump_recipe(recipe))
     params = model.num_parameters()
     print(f"Model: {model.config.layers}x{model.config.hidden} BLSTM, {params / 1e6:.2f}M weights, "
           f"{len(tokens)} outputs; train {len(train_split)} utterances, {train_split.num_frames.sum()} frames")
+    # Frame-rate reduction (model.stack_frames/subsample/pyramid) can leave too few frames for an utterance's
+    # labels: those are skipped, and counted, here (prep checked the full frame rate).
+    trainable = np.flatnonzero(ctc_feasible(train_split.num_frames, train_split.all_labels(), train_split.num_labels,
+                                            model.output_lengths))
+    if len(trainable) < len(train_split):
+        if len(trainable) == 0:
+            raise LstmAsrError(f"{train_split.folder}: no training utterance keeps enough frames for CTC at 1/"
+                               f"{model.frame_reduction} of the frame rate (reduce model.subsample or model.pyramid)")
+        print(f"skipped {len(train_split) - len(trainable)} of {len(train_split)} training utterances: "
+              f"CTC-infeasible at 1/{model.frame_reduction} of the frame rate (more labels than output frames)")
 
-    best_per, best_epoch, bad_epochs, skipped_steps = math.inf, 0, 0, 0
-    start = time.time()
+    run_start, elapsed_before = time.time(), state.elapsed
     budget = t.max_minutes * 60 if t.max_minutes > 0 else math.inf
-    out_of_time = False
-    epoch = 0
+
+    def save_last() -> None:
+        state.elapsed = elapsed_before + time.time() - run_start
+        save_checkpoint(model_checkpoint(model, recipe, tokens, epoch=state.epoch, optimizer=optimizer.state_dict(),
+                                         loop=state.to_dict(), rng=rng_states()), last_path)
+
     columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[fps]:,.0f} frames/s"),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress) as bar:
-        for epoch in range(1, t.max_epochs + 1):
-            batches = bucket_batches(train_split.num_frames, t.max_frames, t.max_batch, seed=t.seed, epoch=epoch)
-            task = bar.add_task("train", total=len(batches), epoch=epoch, loss=float("nan"), fps=0.0)
+        while not state.done:
+            epoch = state.epoch
+            set_lr(optimizer, state.lr)
+            batches = [trainable[b] for b in bucket_batches(train_split.num_frames[trainable], t.max_frames,
+                                                            t.max_batch, seed=t.seed, epoch=epoch)]
+            task = bar.add_task("train", total=len(batches), completed=state.step, epoch=epoch, loss=float("nan"),
+                                fps=0.0)
             model.train()
-            epoch_loss, epoch_utts, epoch_frames, epoch_start = 0.0, 0, 0, time.time()
-            for step, idx in enumerate(batches, 1):
+            noise = t.weight_noise if state.stage == 2 else 0.0
+            out_of_time = False
+            epoch_start, frames_here = time.time(), 0
+            for idx in batches[state.step:]:
                 feats, lengths, targets, target_lengths = train_split.batch(idx)
-                loss = ctc_loss(model(feats, lengths), lengths, targets, target_lengths)
+                feats = spec_mask(feats, lengths, t.spec_time_masks, t.spec_time_width, t.spec_freq_masks,
+                                  t.spec_freq_width)
                 optimizer.zero_grad(set_to_none=True)
-                if not torch.isfinite(loss):
-                    skipped_steps += 1  # a non-finite loss must not reach the weights
-                    continue
-                loss.backward()
-                if t.grad_clip > 0:
-                    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-                    if not torch.isfinite(grad_norm):
-                        skipped_steps += 1
-                        continue
-                optimizer.step()
-                epoch_loss += loss.item() * len(idx)
-                epoch_utts += len(idx)
-                epoch_frames += int(lengths.sum())
-                fps = epoch_frames / max(time.time() - epoch_start, 1e-9)
-                bar.update(task, advance=1, loss=epoch_loss / epoch_utts, fps=fps)
-                if step % t.log_every == 0:
-                    log.write(kind="step", epoch=epoch, step=step, loss=round(loss.item(), 4),
+                with weight_noise(model, noise):
+                    loss = ctc_loss(model(feats, lengths), model.output_lengths(lengths), targets, target_lengths)
+                    finite = bool(torch.isfinite(loss))
+                    if finite:
+                        loss.backward()
+                        # The norm is computed even without clipping: a non-finite gradient must be caught too.
+                        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip or math.inf)
+                        finite = bool(torch.isfinite(grad_norm))
+                state.step += 1
+                if finite:
+                    optimizer.step()
+                    state.bad_streak = 0
+                    state.epoch_loss += loss.item() * len(idx)
+                    state.epoch_utts += len(idx)
+                    state.epoch_frames += int(lengths.sum())
+                    frames_here += int(lengths.sum())
+                else:  # a non-finite loss or gradient must not reach the weights: skip the step, count it
+                    state.skipped_steps += 1
+                    state.bad_streak += 1
+                    if state.bad_streak >= t.max_bad_steps:
+                        raise LstmAsrError(
+                            f"{out}: stopped after {state.bad_streak} consecutive steps with a non-finite loss or "
+                            f"gradient (epoch {epoch}, batch {state.step}); {last_path} holds the last good state "
+                            "(lower training.lr or set training.grad_clip, then train --resume --force)")
+                fps = frames_here / max(time.time() - epoch_start, 1e-9)
+                bar.update(task, advance=1, loss=state.epoch_loss / max(state.epoch_utts, 1), fps=fps)
+                if state.step % t.log_every == 0 and finite:
+                    log.write(kind="step", epoch=epoch, step=state.step, loss=round(loss.item(), 4),
                               frames_per_s=round(fps, 1))
-                if time.time() - start > budget:
+                if t.checkpoint_every and state.step % t.checkpoint_every == 0 and state.step < len(batches):
+                    save_last()
+                if elapsed_before + time.time() - run_start > budget:
                     out_of_time = True
                     break
             bar.update(task, visible=False)
             train_seconds = time.time() - epoch_start
             dev = score_split(dev_split, decode_split(model, dev_split), tokens, score_units)
             per = dev.counts.rate
-            improved = per < best_per
+            improved = per < state.best_per
             if improved:
-                best_per, best_epoch, bad_epochs = per, epoch, 0
+                state.best_per, state.best_epoch, state.bad_epochs = per, epoch, 0
                 save_checkpoint(model_checkpoint(model, recipe, tokens, epoch=epoch, dev_per=per), out / "best.pt")
             else:
-                bad_epochs += 1
-            save_checkpoint(model_checkpoint(model, recipe, tokens, epoch=epoch, dev_per=per,
-                                             optimizer=optimizer.state_dict()), out / "last.pt")
-            record = dict(kind="epoch", epoch=epoch, train_loss=round(epoch_loss / max(epoch_utts, 1), 4),
-                          dev_per=round(per * 100, 2), best_dev_per=round(best_per * 100, 2),
-                          frames_per_s=round(epoch_frames / max(train_seconds, 1e-9), 1),
-                          epoch_seconds=round(train_seconds, 1), skipped_steps=skipped_steps)
+                state.bad_epochs += 1
+            record = dict(kind="epoch", epoch=epoch, stage=state.stage, lr=state.lr,
+                          train_loss=round(state.epoch_loss / max(state.epoch_utts, 1), 4),
+                          dev_per=round(per * 100, 2), best_dev_per=round(state.best_per * 100, 2),
+                          frames_per_s=round(frames_here / max(train_seconds, 1e-9), 1),
+                          epoch_seconds=round(train_seconds, 1), skipped_steps=state.skipped_steps)
+            stage_epochs = epoch - state.stage_start + 1
+            max_epochs = t.noise_max_epochs if state.stage == 2 and t.noise_max_epochs else t.max_epochs
+            state.lr = next_lr(t.schedule, state.lr, t.lr, stage_epochs, max_epochs, improved, t.newbob_factor)
+            state.epoch, state.step = epoch + 1, 0
+            state.epoch_loss, state.epoch_utts, state.epoch_frames = 0.0, 0, 0
+            message = ""
+            if out_of_time:
+                message, state.done = f"stopping: training budget of {t.max_minutes:g} minutes reached", True
+            elif state.bad_epochs >= t.patience or stage_epochs >= max_epochs:
+                why = f"no dev improvement in {t.patience} epochs" if state.bad_epochs >= t.patience else "last epoch"
+                if state.stage == 1 and t.weight_noise > 0:
+                    # Graves 2013: retrain from the best weights with Gaussian weight noise, fresh optimiser.
+                    model.load_state_dict(load_checkpoint(out / "best.pt")["state_dict"])
+                    optimizer = build_optimizer(recipe, model)
+                    state.stage, state.stage_start, state.bad_epochs, state.lr = 2, epoch + 1, 0, t.lr
+                    message = f"{why}: stage 2, retraining from best.pt with weight noise {t.weight_noise:g}"
+                else:
+                    message, state.done = f"{'early stopping: ' if state.bad_epochs >= t.patience else ''}{why}", True
             log.write(**record)
-            bar.console.print(f"epoch {epoch}: train loss {record['train_loss']:.3f}, dev PER "
+            save_last()
+            bar.console.print(f"epoch {epoch}: train loss {record['train_loss']:.3f}, dev {metric} "
                               f"{record['dev_per']:.2f}%{' (best)' if improved else ''}, "
                               f"{record['frames_per_s']:,.0f} frames/s, {train_seconds:.0f} s")
-            if bad_epochs >= t.patience:
-                bar.console.print(f"early stopping: no dev improvement in {t.patience} epochs")
-                break
-            if out_of_time:
-                bar.console.print(f"stopping: training budget of {t.max_minutes:g} minutes reached")
-                break
-    train_minutes = (time.time() - start) / 60
+            if message:
+                bar.console.print(message)
+    epoch = state.epoch - 1
+    best_epoch, skipped_steps = state.best_epoch, state.skipped_steps
+    train_minutes = (elapsed_before + time.time() - run_start) / 60
     if not (out / "best.pt").exists():
         raise LstmAsrError(f"{out}: training produced no checkpoint")
     best = load_checkpoint(out / "best.pt")
@@ -190,12 +265,19 @@ def train(recipe: Recipe, out: Path, show_progress: bool = True) -> dict[str, An
         "recipe": recipe.name, "corpus": str(recipe.corpus.path), "corpus_type": c.type,
         "scoring": CONVENTIONS.get(c.type, "exact symbols"), "parameters": params,
         "epochs": epoch, "best_epoch": best_epoch, "train_minutes": round(train_minutes, 2),
-        "skipped_steps": skipped_steps, "decoding": "greedy",
+        "skipped_steps": skipped_steps, "decoding": "greedy", "metric": metric,
     }
     for name, split in (("dev", dev_split), ("test", test_split)):
-        score = score_split(split, decode_split(model, split), tokens, score_units)
-        write_decode_dir(out / f"decode_{name}", split, score, {"split": name, "decoding": "greedy"})
+        hyp_ids = decode_split(model, split)
+        score = score_split(split, hyp_ids, tokens, score_units)
+        write_decode_dir(out / f"decode_{name}", split, score, {"split": name, "decoding": "greedy",
+                                                               "units": resolve_units(c.type, c.units),
+                                                               "metric": metric})
         results[name] = {"per": round(score.counts.rate * 100, 2), **score.to_dict(),
                          "per_speaker": per_speaker(split, score)}
+        extra = extra_rates(c.type, split, hyp_ids, tokens)
+        if extra:  # "per" stays the main rate's key; the rates are also under their own names (cer, wer)
+            results[name][metric.lower()] = results[name]["per"]
+            results[name].update({k.lower(): v for k, v in extra.items()})
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results

@@ -205,3 +205,78 @@ def test_edge_cases() -> None:
     assert hyps[0].tokens == (1, 1)
     assert 1 < len(hyps) <= 4
     assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+
+
+# --- confident-stretch fast path ---
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_confident_stretches_match_frame_by_frame(seed: int) -> None:
+    # Peakiness from barely confident to very confident, so stretches start and stop in many places
+    # (empty prefix, repeated labels across blanks, stretches ending mid-run).
+    gen = torch.Generator().manual_seed(seed)
+    time, vocab = 150, 6
+    paths = torch.randint(1, vocab, (time,), generator=gen)
+    paths[torch.rand(time, generator=gen) < 0.6] = 0
+    paths[40:44] = 2  # a run, then the same label again after a blank
+    paths[44] = 0
+    paths[45] = 2
+    logits = torch.randn(time, vocab, generator=gen, dtype=torch.float64)
+    logits[torch.arange(time), paths] = (6.0, 9.0, 12.0, 20.0)[seed % 4]
+    lp = torch.log_softmax(logits, dim=-1).numpy()
+    for kw in ({"beam_prune_logprob": 10.0}, {"beam_prune_logprob": 4.0, "token_min_logprob": -5.0},
+               {"beam_prune_logprob": 3.0, "token_top_k": 2}):
+        fast = prefix_beam_search(lp, beam=8, nbest=3, **kw)
+        slow = prefix_beam_search(lp, beam=8, nbest=3, skip_confident=False, **kw)
+        assert [h.tokens for h in fast] == [h.tokens for h in slow], kw
+        assert [h.frames for h in fast] == [h.frames for h in slow], kw
+        assert [h.score for h in fast] == pytest.approx([h.score for h in slow], abs=1e-8), kw
+
+
+def test_confident_stretch_covers_very_peaky_input() -> None:
+    # On a very peaky input the whole utterance is one stretch: the closed form alone gives greedy's labels and
+    # the label sequence's total probability (exact here: every other alignment is far below the pruning).
+    path = [0, 0, 3, 3, 0, 3, 1, 0, 0, 2, 2, 2, 0, 1]
+    lp = one_hot_log_probs(path, 4, peak=1 - 1e-9)
+    fast = prefix_beam_search(lp, beam=4, beam_prune_logprob=5.0)[0]
+    assert fast.tokens == (3, 3, 1, 2, 1)
+    assert fast.frames == (2, 5, 6, 9, 13)
+    exact = prefix_beam_search(lp, beam=64)[0]
+    assert fast.score == pytest.approx(exact.score, abs=1e-6)
+
+
+# --- shallow fusion with a token bigram LM ---
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bigram_fusion_matches_exhaustive_search(seed: int) -> None:
+    rng = np.random.default_rng(300 + seed)
+    time, vocab = int(rng.integers(2, 6)), 4
+    lp = random_log_probs(rng, time, vocab)
+    lm = rng.normal(size=(vocab + 1, vocab)) - 1.0  # any table works: row V is the sentence start
+    lm[:, 0] = -np.inf
+    final = rng.normal(size=vocab + 1)
+
+    def lm_score(seq: tuple[int, ...]) -> float:
+        prev, total = vocab, 0.0
+        for c in seq:
+            total += lm[prev, c]
+            prev = c
+        return total + final[prev]
+
+    ranked = sorted(((seq, score + lm_score(seq)) for seq, score in exhaustive(lp)), key=lambda x: -x[1])
+    hyps = prefix_beam_search(lp, beam=500, nbest=4, lm_scores=lm, lm_final=final)
+    assert [h.tokens for h in hyps] == [seq for seq, _ in ranked[:4]]
+    assert [h.score for h in hyps] == pytest.approx([s for _, s in ranked[:4]], abs=1e-9)
+
+
+def test_bigram_fusion_tables_from_an_arpa_model() -> None:
+    from lstm_asr.ngram import bigram_fusion_scores, build_ngram
+
+    lm = build_ngram([["a", "b"], ["a"]], 2, "witten-bell")
+    scores, final = bigram_fusion_scores(lm, ["<blank>", "a", "b"], weight=2.0, insertion=0.5)
+    assert scores.shape == (4, 3) and np.isneginf(scores[:, 0]).all()
+    # From the hand computation in test_ngram: p(a | <s>) = 0.78125, p(b | a) = 0.359375, p(</s> | b) = 0.671875.
+    assert scores[3, 1] == pytest.approx(2 * math.log(0.78125) + 0.5)
+    assert scores[1, 2] == pytest.approx(2 * math.log(0.359375) + 0.5)
+    assert final[2] == pytest.approx(2 * math.log(0.671875))

@@ -1,0 +1,144 @@
+"""Training-step time of each cell and frame rate, against the nn.LSTM fast path; peak memory per configuration.
+
+Run: ``.venv/bin/python bench/bench_cells.py [--threads 2] [--repeats 7] [--memory]``. Prints JSON and a table.
+
+Every configuration is the full ``BLSTMCTC`` (normalisation, 3 bidirectional layers of 250, linear, log-softmax)
+trained one step (forward, CTC loss, backward, Adam) on the same batch: 32 utterances of 255-300 frames of 123
+features, 62 outputs. The configurations' steps are *interleaved* (one of each per round), so load from other
+processes on a shared machine hits them alike; medians and ratios to ``lstm`` come from the same run.
+
+``--memory`` runs one subprocess per configuration at 32 x 1,000 frames and reports its peak resident memory
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) and the growth of that peak over the resident memory just before
+the step (imports, model and batch loaded): tracemalloc does not see torch's allocations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from lstm_asr.model import BLSTMCTC, ModelConfig, ctc_loss
+
+CONFIGS: dict[str, dict] = {
+    "lstm": {},
+    "peephole": {"cell": "peephole"},
+    "peephole_identity": {"cell": "peephole", "peephole_output_activation": "identity"},
+    "gru": {"cell": "gru"},
+    "lstmp_128": {"projection": 128},
+    "lstm_stack3": {"stack_frames": 3, "subsample": 3},
+    "peephole_stack3": {"cell": "peephole", "stack_frames": 3, "subsample": 3},
+}
+
+
+def make_batch(batch: int, frames: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    # Lengths spread as in a length-bucketed batch: 85-100% of the longest.
+    lengths = torch.randint(int(0.85 * frames), frames + 1, (batch,), generator=g)
+    lengths[0] = frames
+    x = torch.randn(batch, frames, 123, generator=g)
+    target_lengths = torch.full((batch,), frames // 12)  # ~ TIMIT: 12 frames per phone, feasible at 30 ms too
+    targets = torch.randint(1, 62, (int(target_lengths.sum()),), generator=g)
+    return x, lengths, targets, target_lengths
+
+
+def build(name: str, hidden: int, layers: int) -> tuple[BLSTMCTC, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = BLSTMCTC(ModelConfig(input_dim=123, num_classes=62, hidden=hidden, layers=layers, **CONFIGS[name]))
+    return model, torch.optim.Adam(model.parameters(), lr=1e-4)
+
+
+def step(model: BLSTMCTC, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...]) -> float:
+    x, lengths, targets, target_lengths = batch
+    t0 = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    loss = ctc_loss(model(x, lengths), model.output_lengths(lengths), targets, target_lengths)
+    loss.backward()
+    opt.step()
+    return time.perf_counter() - t0
+
+
+def current_rss_mib() -> float:
+    """Resident memory now (not the peak: importing torch peaks higher than a small model needs)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def memory_child(name: str, batch: int, frames: int, hidden: int, layers: int, threads: int) -> None:
+    """Run in a subprocess: one warm-up-free training step, print peak RSS (MiB) before and after."""
+    torch.set_num_threads(threads)
+    model, opt = build(name, hidden, layers)
+    data = make_batch(batch, frames)
+    before = current_rss_mib()
+    seconds = step(model, opt, data)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_rss_mib": round(after, 1), "step_growth_mib": round(after - before, 1),
+                      "step_s": round(seconds, 3)}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--hidden", type=int, default=250)
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--memory", action="store_true", help="also peak memory at --memory-frames per configuration")
+    ap.add_argument("--memory-frames", type=int, default=1000)
+    ap.add_argument("--child", default="", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        memory_child(args.child, args.batch, args.memory_frames, args.hidden, args.layers, args.threads)
+        return
+    torch.set_num_threads(args.threads)
+    names = args.configs.split(",")
+    data = make_batch(args.batch, args.frames)
+    frames = int(data[1].sum())
+    models = {n: build(n, args.hidden, args.layers) for n in names}
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for rnd in range(args.repeats + 1):
+        for n in names:
+            t = step(*models[n], data)
+            if rnd:  # round 0 warms up allocators and kernels
+                times[n].append(t)
+        print(f"round {rnd}: " + " ".join(f"{n} {times[n][-1]:.3f}s" for n in names if rnd), file=sys.stderr,
+              flush=True)
+    base = statistics.median(times["lstm"]) if "lstm" in times else None
+    results: dict = {"config": vars(args), "input_frames_per_step": frames, "steps": {}}
+    for n in names:
+        med = statistics.median(times[n])
+        results["steps"][n] = {"median_step_s": round(med, 4), "min_step_s": round(min(times[n]), 4),
+                               "frames_per_s": round(frames / med, 1),
+                               "parameters": models[n][0].num_parameters(),
+                               "time_vs_lstm": round(med / base, 3) if base else None}
+    if args.memory:
+        for n in names:
+            out = subprocess.run([sys.executable, __file__, "--child", n, "--batch", str(args.batch),
+                                  "--memory-frames", str(args.memory_frames), "--hidden", str(args.hidden),
+                                  "--layers", str(args.layers), "--threads", str(args.threads)],
+                                 capture_output=True, text=True, check=True)
+            results["steps"][n]["memory"] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(json.dumps(results, indent=2))
+    mem = f" {'peak MiB':>9} {'step +MiB':>9}" if args.memory else ""
+    print(f"\n{'config':<18} {'params':>9} {'step s':>8} {'frames/s':>9} {'x lstm':>7}{mem}")
+    for n in names:
+        r = results["steps"][n]
+        line = (f"{n:<18} {r['parameters']:>9,} {r['median_step_s']:>8.3f} {r['frames_per_s']:>9,.0f} "
+                f"{r['time_vs_lstm'] or float('nan'):>7.2f}")
+        if args.memory:
+            line += f" {r['memory']['peak_rss_mib']:>9,.0f} {r['memory']['step_growth_mib']:>9,.0f}"
+        print(line)
+    print(f"({args.batch} x {args.frames} frames, {args.threads} threads, medians of {args.repeats} interleaved "
+          f"rounds; memory at {args.batch} x {args.memory_frames} frames)")
+
+
+if __name__ == "__main__":
+    main()

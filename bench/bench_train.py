@@ -1,0 +1,144 @@
+"""The real trainer's speed against a bare training loop, and the per-epoch speed-up of frame stacking x3.
+
+Run: ``.venv/bin/python bench/bench_train.py [--threads 2] [--rounds 3] [--work /tmp/bench_train]``.
+Prints JSON and a table.
+
+A generated TIMIT-layout corpus (``tests/fake_timit.py``: tones for phones, 123-dim fbank+energy+deltas) is
+prepared once. Each round then runs, one after the other (interleaved, so load from other processes on a shared
+machine hits all alike):
+
+* ``trainer``: ``lstm_asr.train.train`` for one epoch of a 3x250 BLSTM (data loading from the memory-mapped store,
+  length bucketing, CTC, clipping, Adam, a metrics.jsonl line per step); its epoch frames/s is what it logs itself
+  (the dev decode after the epoch is not part of it);
+* ``bare``: forward + CTC + backward + Adam over exactly the trainer's batches, already padded in memory;
+* ``trainer_stack3``: the trainer with ``model.stack_frames=3 model.subsample=3`` (30 ms rate, Sak et al. 2015).
+
+Reported: medians over rounds, trainer / bare frames/s (target >= 0.9) and plain / stacked epoch time (>= 2.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from fake_timit import make_fake_timit  # noqa: E402
+
+from lstm_asr.batching import bucket_batches  # noqa: E402
+from lstm_asr.model import BLSTMCTC, ModelConfig, ctc_loss  # noqa: E402
+from lstm_asr.prep import load_splits  # noqa: E402
+from lstm_asr.recipe import load_recipe  # noqa: E402
+from lstm_asr.train import train  # noqa: E402
+
+
+def write_recipe(work: Path, corpus: Path, threads: int, hidden: int, layers: int, max_batch: int,
+                 **model: int) -> Path:
+    data = {
+        "corpus": {"path": str(corpus), "dev_split": "dev", "test_split": "dev"},
+        "features": {"store": str(work / "features")},
+        "model": {"hidden": hidden, "layers": layers, **model},
+        "training": {"optimizer": "adam", "lr": 1e-3, "max_epochs": 1, "max_frames": 10**6, "max_batch": max_batch,
+                     "patience": 5, "threads": threads, "log_every": 1, "seed": 0},
+    }
+    name = "stack3" if model else "plain"
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def trainer_epoch(recipe_path: Path, out: Path) -> dict[str, float]:
+    """One epoch of the real trainer; its own epoch record (train frames/s and seconds, dev decode excluded)."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        train(load_recipe(recipe_path), out, show_progress=False)
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    epoch = next(r for r in records if r["kind"] == "epoch")
+    return {"frames_per_s": epoch["frames_per_s"], "epoch_s": epoch["epoch_seconds"]}
+
+
+def bare_epoch(batches: list[tuple[torch.Tensor, ...]], cfg: ModelConfig) -> dict[str, float]:
+    """The same batches through forward + CTC + backward + Adam, nothing else."""
+    torch.manual_seed(0)
+    model = BLSTMCTC(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    frames = 0
+    start = time.perf_counter()
+    for feats, lengths, targets, target_lengths in batches:
+        opt.zero_grad(set_to_none=True)
+        ctc_loss(model(feats, lengths), lengths, targets, target_lengths).backward()
+        opt.step()
+        frames += int(lengths.sum())
+    seconds = time.perf_counter() - start
+    return {"frames_per_s": frames / seconds, "epoch_s": seconds}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--hidden", type=int, default=250)
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--max-batch", type=int, default=32)
+    ap.add_argument("--speakers", type=int, default=4)
+    ap.add_argument("--utts", type=int, default=24, help="utterances per speaker")
+    ap.add_argument("--work", default="/tmp/bench_train")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    corpus = work / "TIMIT"
+    if not (corpus / "TRAIN").is_dir():
+        make_fake_timit(corpus, n_train=args.speakers, n_dev=1, n_core=1, utts_per_speaker=args.utts)
+    plain = write_recipe(work, corpus, args.threads, args.hidden, args.layers, args.max_batch)
+    stacked = write_recipe(work, corpus, args.threads, args.hidden, args.layers, args.max_batch,
+                           stack_frames=3, subsample=3)
+    recipe = load_recipe(plain)
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        split = load_splits(recipe, show_progress=False)["train"]
+    t = recipe.training
+    # The trainer's epoch-1 batches (same seed, same bucketing), padded up front.
+    batches = [split.batch(idx) for idx in bucket_batches(split.num_frames, t.max_frames, t.max_batch, seed=t.seed,
+                                                          epoch=1)]
+    cfg = ModelConfig(input_dim=split.dim, num_classes=len(split.index["tokens"]), hidden=args.hidden,
+                      layers=args.layers)
+    runs: dict[str, list[dict[str, float]]] = {"trainer": [], "bare": [], "trainer_stack3": []}
+    for rnd in range(args.rounds + 1):
+        r = {"trainer": trainer_epoch(plain, work / f"exp_plain_{rnd}"), "bare": bare_epoch(batches, cfg),
+             "trainer_stack3": trainer_epoch(stacked, work / f"exp_stack3_{rnd}")}
+        if rnd:  # round 0 warms up (first prep of the store, allocators)
+            for k, v in r.items():
+                runs[k].append(v)
+    med = {k: {m: statistics.median(x[m] for x in v) for m in ("frames_per_s", "epoch_s")} for k, v in runs.items()}
+    results = {
+        "config": vars(args), "train_utterances": len(split), "train_frames": int(split.num_frames.sum()),
+        "batches_per_epoch": len(batches), "mean_batch_frames": round(float(split.num_frames.sum()) / len(batches)),
+        "runs": runs, "median": med,
+        "trainer_over_bare_frames_per_s": round(med["trainer"]["frames_per_s"] / med["bare"]["frames_per_s"], 3),
+        "stack3_epoch_speedup": round(med["trainer"]["epoch_s"] / med["trainer_stack3"]["epoch_s"], 3),
+    }
+    print(json.dumps(results, indent=2))
+    print(f"\n{'run':<16} {'frames/s':>9} {'epoch s':>8}")
+    for k, v in med.items():
+        print(f"{k:<16} {v['frames_per_s']:>9,.0f} {v['epoch_s']:>8.2f}")
+    print(f"trainer / bare frames/s: {results['trainer_over_bare_frames_per_s']:.3f} (target >= 0.9)")
+    print(f"stacking x3 epoch speed-up: {results['stack3_epoch_speedup']:.2f}x (target >= 2.5)")
+    print(f"({len(split)} utterances, {results['train_frames']} frames, {len(batches)} batches per epoch, "
+          f"{args.threads} threads, medians of {args.rounds} interleaved rounds)")
+
+
+if __name__ == "__main__":
+    main()

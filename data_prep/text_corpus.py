@@ -1,0 +1,164 @@
+"""What the Kaldi, LibriSpeech and manifest readers share: utterances with a text transcript, output units fitted
+on the training text, and audio that may be a part of a file (segments) or the output of a wav.scp pipe.
+
+Each reader only lists a split (``list_split(name) -> Listing``); this module turns that listing into labelled
+:class:`~lstm_asr.corpus.CorpusItem` s, skipping (and saying why) what the units cannot express.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lstm_asr.corpus import CorpusItem, SplitItems
+from lstm_asr.errors import CorpusError, LstmAsrError
+from lstm_asr.units import UnitError, make_units, tokens_to_words
+
+# A segment may end this far past the end of its file and be clipped (Kaldi's extract-segments allows 0.5 s; a
+# frame shift is enough for rounding in the segment times while still catching segments from the wrong file).
+SEGMENT_OVERSHOOT_S = 0.02
+
+
+@dataclass
+class Utterance:
+    utt_id: str
+    speaker: str
+    path: str  # audio file; for a wav.scp pipe, "<wav.scp>:<recording id>"
+    text: str
+    start: float | None = None
+    end: float | None = None
+    command: str | None = None
+
+
+@dataclass
+class Listing:
+    utterances: list[Utterance] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file or id, reason)
+
+
+def run_command(command: str, what: str) -> tuple[np.ndarray, int]:
+    """Run a wav.scp pipe (``cmd args |``) and decode the audio it writes to stdout."""
+    import soundfile as sf
+
+    cmd = command.rstrip().removesuffix("|")
+    try:
+        done = subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CorpusError(what, f"command failed: {exc}") from None
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip().splitlines()
+        raise CorpusError(what, f"command exited {done.returncode}: {err[-1] if err else cmd}")
+    try:
+        samples, rate = sf.read(io.BytesIO(done.stdout), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile raises several types
+        raise CorpusError(what, f"command output is not audio ({exc})") from None
+    return samples.mean(axis=1, dtype=np.float32), int(rate)
+
+
+def featurize_segment(path: str, cfg_dict: dict, start: float | None = None, end: float | None = None,
+                      command: str | None = None) -> np.ndarray:
+    """Features of a file, a part of it (seconds), or a pipe's output. Runs in prep's worker processes.
+
+    A segment that starts after the end of the file, or ends more than ``SEGMENT_OVERSHOOT_S`` past it, is a
+    CorpusError (prep skips and counts it): its transcript cannot match the audio that is there.
+    """
+    import torch
+    import torchaudio.functional as AF
+
+    from lstm_asr.audio import read_audio
+    from lstm_asr.features import FeatureConfig, compute_features
+
+    cfg = FeatureConfig(**cfg_dict)
+    samples, rate = run_command(command, path) if command else read_audio(path)
+    if start is not None or end is not None:
+        dur = len(samples) / rate
+        s = start or 0.0
+        e = dur if end is None or end < 0 else end
+        if s >= dur or e > dur + SEGMENT_OVERSHOOT_S:
+            raise CorpusError(path, f"segment {s:.2f}-{e:.2f} s runs past the end of the audio ({dur:.2f} s)")
+        samples = samples[int(round(s * rate)) : int(round(min(e, dur) * rate))]
+    wave = torch.from_numpy(np.ascontiguousarray(samples))
+    if rate != cfg.sample_rate:
+        wave = AF.resample(wave, rate, cfg.sample_rate)
+    return compute_features(wave, cfg).numpy()
+
+
+def check_unique(ids: list[tuple[str, int]], path: Path) -> None:
+    """One-line error on the first duplicate utterance id (``ids``: (id, line number))."""
+    first: dict[str, int] = {}
+    for utt, line in ids:
+        if utt in first:
+            raise CorpusError(path, f"line {line}: duplicate utterance id {utt!r} (first on line {first[utt]})")
+        first[utt] = line
+
+
+class TextCorpusSource:
+    """Base of the sources whose transcripts are text; subclasses define ``kind`` and ``list_split``."""
+
+    kind = ""
+    default_units = "chars"  # when the recipe leaves corpus.units empty
+    featurize = staticmethod(featurize_segment)
+
+    def __init__(self, root: Path, units: str = "chars", lexicon: str = "", bpe_vocab_size: int = 100,
+                 allow_commands: bool = False, train_split: str = "train") -> None:
+        self.root = Path(root)
+        self.units_name = units or self.default_units
+        self.units = make_units(self.units_name, lexicon, bpe_vocab_size)
+        self.allow_commands = allow_commands
+        self.train_split = train_split
+        self._listings: dict[str, Listing] = {}
+        self._fitted = False
+
+    @classmethod
+    def from_recipe(cls, root: Path, corpus) -> TextCorpusSource:
+        """Build from a recipe's corpus section."""
+        return cls(root, units=corpus.units, lexicon=corpus.lexicon, bpe_vocab_size=corpus.bpe_vocab_size,
+                   allow_commands=corpus.allow_commands, train_split=corpus.train_split)
+
+    def list_split(self, name: str) -> Listing:
+        raise NotImplementedError
+
+    def listing(self, name: str) -> Listing:
+        if name not in self._listings:
+            self._listings[name] = self.list_split(name)
+        return self._listings[name]
+
+    def _fit(self) -> None:
+        if not self._fitted:
+            texts = [u.text for u in self.listing(self.train_split).utterances]
+            if not texts:
+                raise LstmAsrError(f"{self.root}: training split '{self.train_split}' has no transcripts")
+            self.units.fit(texts)
+            self._fitted = True
+
+    def tokens(self) -> list[str]:
+        """The unit inventory, fitted on the training split's transcripts."""
+        self._fit()
+        return self.units.inventory
+
+    def split(self, name: str) -> SplitItems:
+        self._fit()
+        listing = self.listing(name)
+        items, skipped = [], list(listing.skipped)
+        for u in listing.utterances:
+            try:
+                labels = self.units.labels(u.text)
+            except UnitError as exc:
+                skipped.append((f"{u.path} ({u.utt_id})" if u.start is not None else u.path, str(exc)))
+                continue
+            items.append(CorpusItem(u.utt_id, u.speaker, Path(u.path), labels, u.start, u.end, u.command))
+        return SplitItems(items, skipped)
+
+    @staticmethod
+    def score_units(symbols: list[str]) -> list[str]:
+        return list(symbols)
+
+    @staticmethod
+    def score_units_for_units(units: str):
+        """Character and BPE outputs are scored as words (WER); phones as phones."""
+        units = units or TextCorpusSource.default_units
+        return lambda symbols: tokens_to_words(symbols, units)

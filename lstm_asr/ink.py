@@ -1,0 +1,205 @@
+"""Online handwriting: pen traces, their repair and normalisation, and per-point features for the BLSTM.
+
+An :class:`Ink` is a list of strokes (one pen-down trace each), every stroke an (N, 3) float array of x, y and time
+in seconds, y growing downward (IAM-OnDB's whiteboard convention). Readers of the file formats live in
+``data_prep.iam_ondb`` and ``data_prep.inkml``; this module is what happens after reading:
+
+1. :func:`repair`: the glitches of real pen data -- empty strokes, repeated time stamps, single-point outliers --
+   are fixed or dropped, and counted.
+2. :func:`normalize`: skew (the line's direction), slant (the dominant angle of down-strokes), position and height
+   (the line's core height, the x-height band) are removed, after Graves et al. 2009.
+3. :func:`resample`: points are placed equidistantly along each trace (Carbune et al. 2020), so writing speed and
+   sampling rate do not change the number of frames.
+4. :func:`ink_features`: per point dx, dy, dt, pen-up (last point of a stroke) and start-of-stroke (Carbune et
+   al. 2020). Mean/variance normalisation with training statistics is the model's :class:`Normalizer`, as for
+   speech.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .errors import LstmAsrError
+
+FEATURE_NAMES = ("dx", "dy", "dt", "pen_up", "stroke_start")
+
+
+@dataclass
+class Ink:
+    """Pen strokes of one text line. ``repairs`` counts what the reader or :func:`repair` fixed."""
+
+    strokes: list[np.ndarray]  # each (N, 3): x, y, t (seconds); y grows downward
+    repairs: Counter = field(default_factory=Counter)
+
+    @property
+    def num_points(self) -> int:
+        return sum(len(s) for s in self.strokes)
+
+    def points(self) -> np.ndarray:
+        """All points, (total, 3), in writing order."""
+        return np.concatenate(self.strokes) if self.strokes else np.zeros((0, 3))
+
+    def stroke_ids(self) -> np.ndarray:
+        """Stroke index of every point of :meth:`points`."""
+        return np.repeat(np.arange(len(self.strokes)), [len(s) for s in self.strokes])
+
+    @property
+    def duration(self) -> float:
+        p = self.points()
+        return float(p[-1, 2] - p[0, 2]) if len(p) else 0.0
+
+
+@dataclass(frozen=True)
+class InkFeatureConfig:
+    """Ink feature settings; stored with every model (``type`` tells them from the speech features)."""
+
+    type: str = "ink"
+    spacing: float = 0.15  # resampling distance along the trace, in core heights
+    deskew: bool = True
+    deslant: bool = True
+
+    @property
+    def dim(self) -> int:
+        return len(FEATURE_NAMES)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> InkFeatureConfig:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def _spread_repeated_times(t: np.ndarray) -> tuple[np.ndarray, int]:
+    """Make times strictly increasing: runs of equal (or backward) stamps are spread evenly up to the next stamp.
+
+    Returns the new times and how many stamps were changed. Vectorised over runs with ``np.unique``.
+    """
+    if len(t) < 2:
+        return t, 0
+    mono = np.maximum.accumulate(t)
+    uniq, first, counts = np.unique(mono, return_index=True, return_counts=True)
+    changed = int(np.sum(counts - 1)) + int(np.sum(mono != t))
+    if changed == 0:
+        return t, 0
+    diffs = np.diff(uniq)
+    step = float(np.median(diffs)) if len(diffs) else 0.01
+    nxt = np.append(uniq[1:], uniq[-1] + step * counts[-1])
+    run = np.repeat(np.arange(len(uniq)), counts)
+    rank = np.arange(len(mono)) - first[run]
+    return uniq[run] + rank / counts[run] * (nxt[run] - uniq[run]), changed
+
+
+def repair(ink: Ink, outlier_factor: float = 25.0) -> Ink:
+    """Fix the glitches real pen data has, counting each kind in ``ink.repairs`` (a new Ink is returned).
+
+    - empty strokes are dropped (``empty stroke``);
+    - a point far from both neighbours while they are close to each other is a sensor spike and is removed
+      (``outlier point``); "far" is ``outlier_factor`` times the median step between consecutive points;
+    - repeated or backward time stamps are spread evenly up to the next stamp (``repeated time stamp``).
+    """
+    repairs = Counter(ink.repairs)
+    strokes = [np.asarray(s, dtype=np.float64).reshape(-1, 3) for s in ink.strokes]
+    if any(len(s) == 0 for s in strokes):
+        repairs["empty stroke"] += sum(len(s) == 0 for s in strokes)
+        strokes = [s for s in strokes if len(s)]
+    if not strokes:
+        return Ink([], repairs)
+    steps = np.concatenate([np.hypot(*np.diff(s[:, :2], axis=0).T) for s in strokes if len(s) > 1] or [np.zeros(0)])
+    moving = steps[steps > 0]
+    if len(moving):
+        far = outlier_factor * float(np.median(moving))
+        kept = []
+        for s in strokes:  # per stroke (tens per line), vectorised within
+            if len(s) >= 3:
+                d_prev = np.hypot(*(s[1:-1, :2] - s[:-2, :2]).T)
+                d_next = np.hypot(*(s[1:-1, :2] - s[2:, :2]).T)
+                d_skip = np.hypot(*(s[2:, :2] - s[:-2, :2]).T)
+                spike = (d_prev > far) & (d_next > far) & (d_skip < far)
+                if spike.any():
+                    repairs["outlier point"] += int(spike.sum())
+                    s = s[np.concatenate([[True], ~spike, [True]])]
+            kept.append(s)
+        strokes = kept
+    lengths = [len(s) for s in strokes]
+    t, changed = _spread_repeated_times(np.concatenate([s[:, 2] for s in strokes]))
+    if changed:
+        repairs["repeated time stamp"] += changed
+        pts = np.concatenate(strokes)
+        pts[:, 2] = t
+        strokes = np.split(pts, np.cumsum(lengths)[:-1])
+    return Ink(strokes, repairs)
+
+
+def normalize(ink: Ink, deskew: bool = True, deslant: bool = True) -> Ink:
+    """Remove skew, slant, position and scale: x starts at 0, the core (x-height) band spans y in about
+    [-0.5, 0.5], times start at 0. Raises LstmAsrError for ink without points."""
+    pts = ink.points().copy()
+    if len(pts) == 0:
+        raise LstmAsrError("no points")
+    xy = pts[:, :2] - pts[:, :2].mean(0)
+    if deskew and np.ptp(xy[:, 0]) > 0:
+        # The least-squares line through all points follows the text line; rotate it to the horizontal.
+        angle = np.arctan(np.polyfit(xy[:, 0], xy[:, 1], 1)[0])
+        c, s = np.cos(-angle), np.sin(-angle)
+        xy = xy @ np.array([[c, s], [-s, c]])
+    ids = ink.stroke_ids()
+    if deslant:
+        # Pen-down segments within 45 degrees of vertical; their length-weighted median dx/dy is the slant.
+        seg = np.diff(xy, axis=0)
+        same = ids[1:] == ids[:-1]
+        dx, dy = seg[same, 0], seg[same, 1]
+        steep = np.abs(dy) > np.abs(dx)
+        if steep.sum() >= 5:
+            shear = dx[steep] / dy[steep]
+            weight = np.hypot(dx[steep], dy[steep])
+            order = np.argsort(shear)
+            cum = np.cumsum(weight[order])
+            slant = shear[order][np.searchsorted(cum, cum[-1] / 2)]
+            xy[:, 0] -= slant * xy[:, 1]
+    lo, hi = np.percentile(xy[:, 1], [20, 80])  # the core band holds most of the ink; ascenders are rarer
+    height = hi - lo
+    if height <= 0:
+        height = max(np.ptp(xy[:, 1]), np.ptp(xy[:, 0]) / 10, 1e-6)
+    xy[:, 1] = (xy[:, 1] - (lo + hi) / 2) / height
+    xy[:, 0] = (xy[:, 0] - xy[:, 0].min()) / height
+    pts[:, :2] = xy
+    pts[:, 2] -= pts[0, 2]
+    return Ink(np.split(pts, np.cumsum([len(s) for s in ink.strokes])[:-1]), Counter(ink.repairs))
+
+
+def resample(ink: Ink, spacing: float) -> Ink:
+    """Points every ``spacing`` units of arc length along each stroke (first and last point kept); time is
+    interpolated along with the position."""
+    out = []
+    for s in ink.strokes:  # per stroke; each is vectorised with np.interp
+        arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(s[:, :2], axis=0).T))])
+        n = max(int(np.ceil(arc[-1] / spacing)), 1)
+        at = np.linspace(0.0, arc[-1], n + 1) if arc[-1] > 0 else np.zeros(1)
+        out.append(np.stack([np.interp(at, arc, s[:, k]) for k in range(3)], axis=1))
+    return Ink(out, Counter(ink.repairs))
+
+
+def ink_features(ink: Ink) -> np.ndarray:
+    """(points, 5) float32: dx, dy, dt from the previous point (the pen-up jump for a stroke's first point; 0 for
+    the first point of the line), pen-up (1 on a stroke's last point) and start-of-stroke (1 on its first)."""
+    pts = ink.points()
+    if len(pts) == 0:
+        raise LstmAsrError("no points")
+    delta = np.diff(pts, axis=0, prepend=pts[:1])
+    ids = ink.stroke_ids()
+    start = np.concatenate([[True], ids[1:] != ids[:-1]])
+    end = np.concatenate([ids[1:] != ids[:-1], [True]])
+    return np.column_stack([delta, end, start]).astype(np.float32)
+
+
+def featurize_ink(ink: Ink, cfg: InkFeatureConfig) -> tuple[np.ndarray, Ink]:
+    """Repair, normalise, resample, and compute features; also returns the resampled ink (for point times)."""
+    fixed = repair(ink)
+    if fixed.num_points == 0:
+        raise LstmAsrError("no points")
+    norm = resample(normalize(fixed, cfg.deskew, cfg.deslant), cfg.spacing)
+    return ink_features(norm), norm

@@ -1,0 +1,121 @@
+"""Cell choices: the peephole LSTM's hand-written backward (gradcheck), padding safety of every cell, config errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lstm_asr.cells import PeepholeBiLSTMLayer, PeepholeLSTMFunction
+from lstm_asr.errors import LstmAsrError, RecipeError
+from lstm_asr.model import BLSTMCTC, ModelConfig, ctc_loss
+from lstm_asr.recipe import recipe_from_dict
+
+
+@pytest.mark.parametrize("identity", [False, True])
+def test_peephole_recurrence_passes_gradcheck(identity: bool) -> None:
+    torch.manual_seed(0)
+    gx = torch.randn(6, 2, 3, 4 * 5, dtype=torch.float64, requires_grad=True)
+    w_hh_t = (0.5 * torch.randn(2, 5, 4 * 5, dtype=torch.float64)).requires_grad_()
+    peep = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c: PeepholeLSTMFunction.apply(a, b, c, identity), (gx, w_hh_t, peep))
+
+
+def reference_peephole(layer: PeepholeBiLSTMLayer, x: torch.Tensor, direction: int) -> torch.Tensor:
+    """The Gers & Schmidhuber equations written plainly, one step at a time, for one direction of one sequence."""
+    w_ih, w_hh, b, p = layer.weight_ih[direction], layer.weight_hh[direction], layer.bias[direction], \
+        layer.peephole[direction]
+    h = c = x.new_zeros(layer.hidden)
+    out = []
+    for x_t in x:
+        z = w_ih @ x_t + w_hh @ h + b
+        zi, zf, zg, zo = z.chunk(4)
+        i = torch.sigmoid(zi + p[0] * c)
+        f = torch.sigmoid(zf + p[1] * c)
+        c = f * c + i * torch.tanh(zg)
+        o = torch.sigmoid(zo + p[2] * c)  # the output gate sees the new cell state
+        h = o * (c if layer.identity else torch.tanh(c))
+        out.append(h)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "identity"])
+def test_peephole_layer_matches_the_equations_in_both_directions(activation: str) -> None:
+    torch.manual_seed(1)
+    layer = PeepholeBiLSTMLayer(3, 4, activation).double()
+    x = torch.randn(1, 7, 3, dtype=torch.float64)
+    out = layer(x, torch.tensor([7]))[0]
+    torch.testing.assert_close(out[:, :4], reference_peephole(layer, x[0], 0))
+    torch.testing.assert_close(out[:, 4:], reference_peephole(layer, x[0].flip(0), 1).flip(0))
+
+
+@pytest.mark.parametrize("options", [dict(cell="peephole"), dict(cell="gru"), dict(cell="lstm", projection=4),
+                                     dict(cell="peephole", peephole_output_activation="identity")])
+def test_every_cell_is_padding_safe(options: dict) -> None:
+    """A padded batch gives each utterance exactly its own outputs and gradients (as test_model does for lstm)."""
+    torch.manual_seed(0)
+    model = BLSTMCTC(ModelConfig(input_dim=5, num_classes=5, hidden=6, layers=2, **options)).double()
+    lengths = torch.tensor([9, 4, 6])
+    x = torch.randn(3, 9, 5, dtype=torch.float64)
+    x[1, 4:] = 1e3  # garbage in the padding must not matter
+    x[2, 6:] = -1e3
+    batch_out = model(x, lengths)
+    for b, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(batch_out[b, :n], model(x[b : b + 1, :n], lengths[b : b + 1])[0], rtol=0,
+                                   atol=1e-12)
+    targets, tlens, offsets = torch.tensor([1, 2, 3, 2, 4, 1, 1, 3]), torch.tensor([3, 2, 3]), [0, 3, 5]
+    model.zero_grad()
+    ctc_loss(model(x, lengths), lengths, targets, tlens).backward()
+    batch_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    for b, n in enumerate(lengths.tolist()):
+        t = targets[offsets[b] : offsets[b] + tlens[b]]
+        (ctc_loss(model(x[b : b + 1, :n], lengths[b : b + 1]), lengths[b : b + 1], t, tlens[b : b + 1]) / 3).backward()
+    for g, p in zip(batch_grads, model.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-9, atol=1e-10)
+
+
+def test_cells_differ_in_size_as_expected() -> None:
+    sizes = {cell: BLSTMCTC(ModelConfig(input_dim=10, num_classes=5, hidden=8, layers=1, cell=cell)).num_parameters()
+             for cell in ("lstm", "peephole", "gru")}
+    lstm_layer = 2 * (4 * 8 * (10 + 8) + 2 * 4 * 8)  # nn.LSTM keeps two bias vectors
+    head = 16 * 5 + 5
+    assert sizes["lstm"] == lstm_layer + head
+    assert sizes["peephole"] == 2 * (4 * 8 * (10 + 8) + 4 * 8 + 3 * 8) + head  # one bias, three peephole vectors
+    assert sizes["gru"] == 2 * (3 * 8 * (10 + 8) + 2 * 3 * 8) + head
+    projected = BLSTMCTC(ModelConfig(input_dim=10, num_classes=5, hidden=8, layers=2, projection=3))
+    assert projected.output.in_features == 6
+    assert projected.layers[1].fwd.input_size == 6
+
+
+def test_peephole_trains_a_batch_down() -> None:
+    torch.manual_seed(0)
+    model = BLSTMCTC(ModelConfig(input_dim=4, num_classes=4, hidden=8, layers=2, cell="peephole"))
+    x, lengths = torch.randn(3, 12, 4), torch.tensor([12, 10, 8])
+    targets, tlens = torch.tensor([1, 2, 3, 1, 2, 3, 1]), torch.tensor([3, 2, 2])
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = ctc_loss(model(x, lengths), lengths, targets, tlens)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_bad_cell_options_are_one_line_errors() -> None:
+    base = {"corpus": {"path": "x"}}
+    with pytest.raises(RecipeError, match=r"model.cell: 'lstmp' is not one of lstm, peephole, gru"):
+        recipe_from_dict({**base, "model": {"cell": "lstmp"}}, "r.yaml")
+    with pytest.raises(RecipeError, match=r"r.yaml: model.projection: a projection needs cell lstm, not 'gru'"):
+        recipe_from_dict({**base, "model": {"cell": "gru", "projection": 64}}, "r.yaml")
+    with pytest.raises(RecipeError, match=r"model.projection: must be smaller than model.hidden"):
+        recipe_from_dict({**base, "model": {"hidden": 64, "projection": 64}}, "r.yaml")
+    with pytest.raises(RecipeError, match=r"model.peephole_output_activation"):
+        recipe_from_dict({**base, "model": {"cell": "peephole", "peephole_output_activation": "relu"}}, "r.yaml")
+    with pytest.raises(LstmAsrError, match=r"model.cell: unknown cell type 'rnn'"):
+        ModelConfig(input_dim=3, num_classes=4, cell="rnn")
+    with pytest.raises(LstmAsrError, match=r"model.projection: .*only supported with cell 'lstm'"):
+        ModelConfig(input_dim=3, num_classes=4, cell="peephole", projection=2)
+    recipe = recipe_from_dict({**base, "model": {"cell": "peephole", "peephole_output_activation": "identity"}})
+    assert (recipe.model.cell, recipe.model.peephole_output_activation) == ("peephole", "identity")

@@ -1,0 +1,281 @@
+"""Online handwriting: IAM-OnDB and InkML readers, glitch repair, normalisation, the generated corpus, the ondb
+source, a tiny overfitted model, and the decode / render CLIs with their bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli, write_recipe
+
+from data_prep.iam_ondb import OndbSource, read_ink, read_strokes, write_strokes
+from data_prep.inkml import inkml_truth, read_inkml, write_inkml
+from lstm_asr.errors import CorpusError
+from lstm_asr.ink import Ink, InkFeatureConfig, featurize_ink, ink_features, normalize, repair, resample
+
+pytest.importorskip("HersheyFonts")
+pytest.importorskip("PIL")
+
+from data_prep.synth_ondb import WriterStyle, generate_ondb_corpus, write_line  # noqa: E402
+from lstm_asr.render import render_ink  # noqa: E402
+
+IAM_HEAD = '<?xml version="1.0" encoding="ISO-8859-1"?>\n<WhiteboardCaptureSession><StrokeSet>\n'
+IAM_TAIL = "</StrokeSet></WhiteboardCaptureSession>\n"
+
+
+def iam_xml(strokes: list[list[tuple[float, float, float]]]) -> str:
+    body = "".join("<Stroke>" + "".join(f'<Point x="{x}" y="{y}" time="{t}"/>' for x, y, t in s) + "</Stroke>\n"
+                   for s in strokes)
+    return IAM_HEAD + body + IAM_TAIL
+
+
+def generated_ink(text: str = "The quick brown fox.", writer: int = 0) -> Ink:
+    style = WriterStyle.draw(np.random.default_rng([0, writer]))
+    return write_line(text, style, np.random.default_rng(writer), (1000.0, 1000.0, 50.0))
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ondb") / "corpus"
+    generate_ondb_corpus(root, lines=32, seed=3, progress=False)
+    return root
+
+
+# --- readers and the round trip ------------------------------------------------------------------------------
+
+
+def test_generate_read_render_round_trip_keeps_every_point(tmp_path: Path) -> None:
+    ink = generated_ink()
+    assert len(ink.strokes) >= 4 and ink.num_points > 100
+    write_strokes(tmp_path / "line-01.xml", ink)
+    back = read_strokes(tmp_path / "line-01.xml")
+    assert len(back.strokes) == len(ink.strokes)
+    for a, b in zip(ink.strokes, back.strokes, strict=True):
+        np.testing.assert_allclose(a, b, atol=5e-4)
+    assert not repair(back).repairs  # generated ink has no glitches to repair
+    info = render_ink(back, tmp_path / "line.png", text="The quick brown fox.")
+    assert len(info.pixels) == ink.num_points and info.strokes == len(ink.strokes)
+    from PIL import Image
+
+    img = np.asarray(Image.open(tmp_path / "line.png").convert("L"))
+    cols, rows = info.pixels.T
+    assert (img[rows, cols] < 250).all()  # every point is inked
+
+    write_inkml(tmp_path / "line.inkml", back, truth="The quick brown fox.")
+    again = read_ink(tmp_path / "line.inkml")
+    for a, b in zip(back.strokes, again.strokes, strict=True):
+        np.testing.assert_allclose(a, b, atol=5e-4)
+    assert inkml_truth(tmp_path / "line.inkml") == "The quick brown fox."
+
+
+def test_iam_reader_repairs_and_counts_glitches(tmp_path: Path) -> None:
+    f = tmp_path / "glitch.xml"
+    stroke = [(100 + 5 * i, 200 + (i % 3), 10.0 + 0.01 * i) for i in range(20)]
+    stroke[7] = (9000, -5000, stroke[7][2])  # a sensor spike
+    repeated = [(300 + 4 * i, 210, 10.5) for i in range(4)] + [(316, 212, 10.54)]  # four equal stamps
+    f.write_text(iam_xml([stroke, [], repeated]), encoding="iso-8859-1")
+    ink = read_strokes(f)
+    assert [len(s) for s in ink.strokes] == [20, 0, 5]
+    fixed = repair(ink)
+    assert fixed.repairs == {"outlier point": 1, "empty stroke": 1, "repeated time stamp": 3}
+    assert [len(s) for s in fixed.strokes] == [19, 5]
+    assert np.all(np.diff(fixed.points()[:, 2]) > 0)
+    assert fixed.points()[:, 0].max() < 1000
+
+
+def test_inkml_reader_channels_units_and_glitches(tmp_path: Path) -> None:
+    f = tmp_path / "a.inkml"
+    f.write_text('<ink xmlns="http://www.w3.org/2003/InkML"><traceFormat><channel name="X"/><channel name="Y"/>'
+                 '<channel name="T" units="ms"/></traceFormat><trace>10 20 1000, 12 22 1010, 14 25 1010</trace>'
+                 '<trace> </trace><trace>30 20 1200</trace></ink>')
+    ink = read_inkml(f)
+    assert [len(s) for s in ink.strokes] == [3, 0, 1]
+    np.testing.assert_allclose(ink.strokes[0][:, 2], [1.0, 1.01, 1.01])
+    assert repair(ink).repairs == {"empty stroke": 1, "repeated time stamp": 1}
+    g = tmp_path / "b.inkml"  # no traceFormat: X Y, times from the default sampling rate
+    g.write_text("<ink><trace>0 0, 1 1, 2 2</trace><trace>5 5, 6 6</trace></ink>")
+    t = read_inkml(g).points()[:, 2]
+    assert np.all(np.diff(t) > 0)
+
+
+BAD_INPUTS = {
+    "malformed": "<WhiteboardCaptureSession><StrokeSet><Stroke><Point x='1' y='2' time='3'></Stroke>",
+    "bomb": '<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">'
+            '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;">]>\n<WhiteboardCaptureSession>&lol3;</WhiteboardCaptureSession>',
+    "external": '<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+                "<ink><trace>&xxe;</trace></ink>",
+    "no_points": IAM_HEAD + "<Stroke></Stroke>" + IAM_TAIL,
+    "no_points_inkml": "<ink><trace></trace></ink>",
+    "bad_number": IAM_HEAD + '<Stroke><Point x="a" y="1" time="0"/></Stroke>' + IAM_TAIL,
+}
+BAD_MESSAGES = {"malformed": "malformed XML", "bomb": "DTD", "external": "DTD", "no_points": "no points",
+                "no_points_inkml": "no points", "bad_number": "not a number"}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_ink_files_are_one_line_errors_naming_the_file(tmp_path: Path, name: str) -> None:
+    f = tmp_path / f"{name}.xml"
+    f.write_text(BAD_INPUTS[name])
+    with pytest.raises(CorpusError) as err:
+        read_ink(f)
+    assert str(f) in str(err.value) and BAD_MESSAGES[name] in str(err.value) and "\n" not in str(err.value)
+
+
+# --- normalisation and features ---------------------------------------------------------------------------------
+
+
+def test_normalisation_removes_position_scale_and_slant() -> None:
+    ink = generated_ink("minimum lines", writer=1)
+    cfg = InkFeatureConfig(spacing=0.2)
+    base, norm = featurize_ink(ink, cfg)
+    pts = ink.points()
+    # Scaled 3x, moved, sheared (slanted) and slowed: the normalised ink is close to the original one.
+    moved = pts.copy()
+    moved[:, 0] = 3 * pts[:, 0] + 0.4 * 3 * (pts[:, 1] - pts[:, 1].mean()) + 5000
+    moved[:, 1] = 3 * pts[:, 1] - 700
+    moved[:, 2] = 2 * pts[:, 2]
+    other = Ink(np.split(moved, np.cumsum([len(s) for s in ink.strokes])[:-1]))
+    feats2, norm2 = featurize_ink(other, cfg)
+    a = normalize(repair(ink)).points()
+    b = normalize(repair(other)).points()
+    assert np.abs(a[:, :2] - b[:, :2]).mean() < 0.08
+    lo, hi = np.percentile(a[:, 1], [20, 80])
+    assert abs(hi - lo - 1.0) < 1e-6 and abs(a[:, 0].min()) < 1e-9
+    assert abs(len(base) - len(feats2)) <= 0.1 * len(base)
+    # Equidistant resampling: points `spacing` apart along the trace (chords are shorter only across corners).
+    steps = np.hypot(*np.diff(norm.strokes[0][:, :2], axis=0).T)
+    assert np.median(steps) > 0.18 and steps.max() <= 0.2 + 1e-9
+
+
+def test_point_features_mark_strokes() -> None:
+    ink = Ink([np.array([[0, 0, 0], [1, 0, 0.1], [2, 0, 0.2]], float), np.array([[5, 1, 0.5]], float)])
+    f = ink_features(ink)
+    np.testing.assert_allclose(f[:, 0], [0, 1, 1, 3])  # dx, the pen-up jump included
+    np.testing.assert_allclose(f[:, 2], [0, 0.1, 0.1, 0.3])  # dt
+    np.testing.assert_array_equal(f[:, 3], [0, 0, 1, 1])  # pen-up after the point
+    np.testing.assert_array_equal(f[:, 4], [1, 0, 0, 1])  # start of stroke
+    r = resample(ink, 0.5)
+    assert [len(s) for s in r.strokes] == [5, 1]
+
+
+# --- corpus -----------------------------------------------------------------------------------------------------
+
+
+def test_generated_corpus_is_deterministic_with_disjoint_writers(small_corpus: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    generate_ondb_corpus(again, lines=32, seed=3, progress=False)
+    files = sorted(p.relative_to(small_corpus) for p in small_corpus.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert all((small_corpus / f).read_bytes() == (again / f).read_bytes() for f in files)
+    src = OndbSource(small_corpus)
+    writers = {name: {it.speaker for it in src.split(name).items} for name in ("train", "dev", "test")}
+    assert all(writers.values())
+    assert not (writers["train"] & writers["dev"]) and not (writers["train"] & writers["test"])
+    assert not (writers["dev"] & writers["test"])
+    assert "|" in src.tokens() and " " not in src.tokens()
+
+
+def test_source_skips_and_counts_missing_lines_and_unknown_characters(small_corpus: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "c"
+    shutil.copytree(small_corpus, root)
+    test_form = (root / "testset_f.txt").read_text().split()[0]
+    ascii_file = next(root.glob(f"ascii/*/*/{test_form}.txt"))
+    lines = ascii_file.read_text(encoding="iso-8859-1").splitlines()
+    lines[-1] = "the ~ tilde"  # ~ never occurs in the training text
+    lines = lines[:-2] + lines[-1:]  # drop one line: line 7 is now the "~" one, line 8 has no transcription
+    ascii_file.write_text("\n".join(lines) + "\n", encoding="iso-8859-1")
+    listing = OndbSource(root).split("test")
+    reasons = [why for _, why in listing.skipped]
+    assert sum("transcription line" in r and "missing" in r for r in reasons) == 1
+    assert sum("'~'" in r for r in reasons) == 1
+    assert len(listing.items) + len(listing.skipped) == 8 * len((root / "testset_f.txt").read_text().split())
+
+
+# --- a tiny model, decode and render ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ink_exp(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Path:
+    """A small BLSTM overfitted on the 8 lines of one training form."""
+    from lstm_asr.recipe import load_recipe
+    from lstm_asr.train import train
+
+    work = tmp_path_factory.mktemp("inkexp")
+    (small_corpus / "few.txt").write_text((small_corpus / "trainset.txt").read_text().split()[0] + "\n")
+    recipe = write_recipe(work / "ink.yaml", small_corpus, work / "feats",
+                          corpus={"type": "ondb", "train_split": "few", "dev_split": "few", "test_split": "few"},
+                          features={"type": "ink", "ink_spacing": 0.8},
+                          model={"hidden": 64, "layers": 2},
+                          training={"lr": 0.01, "max_epochs": 150, "max_batch": 2, "patience": 150, "threads": 1})
+    exp = work / "exp"
+    train(load_recipe(recipe), exp, show_progress=False)
+    return exp
+
+
+def test_tiny_model_overfits_a_few_lines(ink_exp: Path) -> None:
+    results = json.loads((ink_exp / "results.json").read_text())
+    assert results["metric"] == "CER" and results["test"]["utterances"] == 8
+    assert results["test"]["cer"] == results["test"]["per"] <= 5.0, results["test"]
+    assert "wer" in results["test"] and results["test"]["wer"] >= results["test"]["cer"] - 1e-9
+
+
+def test_decode_and_render_cli(ink_exp: Path, small_corpus: Path, tmp_path: Path) -> None:
+    form = (small_corpus / "few.txt").read_text().split()[0]
+    line = next(small_corpus.glob(f"lineStrokes/*/*/{form}-01.xml"))
+    res = run_cli("decode", "--model", str(ink_exp), "--json", str(line))
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["reference"] and out["cer"] <= 10.0 and out["text"]
+    starts = [t["start"] for t in out["tokens"]]
+    assert starts == sorted(starts)
+
+    # The same line as InkML: same text.
+    inkml = tmp_path / "line.inkml"
+    write_inkml(inkml, read_strokes(line))
+    res2 = run_cli("decode", "--model", str(ink_exp), str(inkml))
+    assert res2.returncode == 0, res2.stderr
+    assert res2.stdout.split("\t")[1].strip() == out["text"]
+
+    png = tmp_path / "line.png"
+    res3 = run_cli("render", str(line), str(png), "--model", str(ink_exp))
+    assert res3.returncode == 0, res3.stderr
+    n_points = read_strokes(line).num_points
+    assert f"{n_points} points" in res3.stdout and out["text"] in res3.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_decode_cli_bad_inputs(ink_exp: Path, tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.xml"
+    bomb.write_text(BAD_INPUTS["bomb"])
+    empty = tmp_path / "empty.xml"
+    empty.write_text(BAD_INPUTS["no_points"])
+    oov = tmp_path / "oov.inkml"
+    write_inkml(oov, generated_ink("ab"), truth="ab ~")
+    res = run_cli("decode", "--model", str(ink_exp), str(bomb), str(empty), str(oov))
+    assert res.returncode == 1
+    errors = [x for x in res.stderr.splitlines() if x.startswith("error:")]
+    assert len(errors) == 4  # one line per file, then the summary
+    assert str(bomb) in errors[0] and "DTD" in errors[0]
+    assert str(empty) in errors[1] and "no points" in errors[1]
+    assert str(oov) in errors[2] and "'~'" in errors[2] and "vocabulary" in errors[2]
+    assert "Traceback" not in res.stderr
+    res2 = run_cli("render", str(bomb), str(tmp_path / "x.png"))
+    assert res2.returncode == 1 and str(bomb) in res2.stderr and "Traceback" not in res2.stderr
+
+
+def test_shipped_handwriting_recipes_load() -> None:
+    from lstm_asr.recipe import load_recipe
+
+    repo = Path(__file__).resolve().parent.parent
+    demo = load_recipe(repo / "recipes/synth_ondb/demo.yaml")
+    assert demo.corpus.type == "ondb" and demo.features.type == "ink" and demo.corpus.generate.kind == "ondb"
+    full = load_recipe(repo / "recipes/iam_ondb/blstm_ctc.yaml")
+    assert full.features.type == "ink" and full.corpus.dev_split == "dev"
+    from lstm_asr.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="features.type"):
+        load_recipe(repo / "recipes/synth_ondb/demo.yaml", ["features.type=pixels"])

@@ -1,0 +1,136 @@
+"""LM decoding through flashlight (lexicon-free and lexicon), bad lexicons/LMs, and batch decoding via the CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli
+
+from lstm_asr.errors import LstmAsrError
+from lstm_asr.lm_decode import LMDecoder, LMDecoderConfig
+from lstm_asr.ngram import build_ngram
+from lstm_asr.scoring import align
+
+# flashlight-text is the optional "lm" extra: tests of the flashlight decoder need it, the rest do not.
+needs_flashlight = pytest.mark.skipif(importlib.util.find_spec("flashlight") is None,
+                                      reason="flashlight-text (the lm extra) is not installed")
+
+TOKENS = ["<blank>", "a", "b", "c"]
+
+
+def frames(*rows: list[float]) -> torch.Tensor:
+    """(1, T, 4) log-probs from per-frame probabilities."""
+    return torch.tensor([rows], dtype=torch.float32).log()
+
+
+def ambiguous() -> torch.Tensor:
+    # c, then a frame where a and b are equally likely (a by a hair), then blank.
+    return frames([0.05, 0.05, 0.05, 0.85], [0.9, 0.05, 0.05, 0.0001], [0.1, 0.44, 0.45, 0.01],
+                  [0.9, 0.05, 0.04, 0.01])
+
+
+@needs_flashlight
+def test_bigram_lm_resolves_acoustic_ambiguity(tmp_path: Path) -> None:
+    lm = tmp_path / "lm.arpa"
+    build_ngram([["c", "a"]] * 20 + [["b"]], 2, "witten-bell").write_arpa(lm)
+    no_lm = LMDecoder(TOKENS, LMDecoderConfig(beam=8)).decode(ambiguous())[0][0]
+    assert no_lm.tokens == (3, 2)  # acoustics alone: c b
+    with_lm = LMDecoder(TOKENS, LMDecoderConfig(lm=str(lm), lm_weight=2.0, beam=8, nbest=3)).decode(ambiguous())[0]
+    assert with_lm[0].tokens == (3, 1)  # the LM says a follows c
+    assert len(with_lm) > 1 and with_lm[0].score >= with_lm[1].score
+    assert with_lm[0].frames == (0, 2)
+
+
+def test_token_insertion_score_with_our_bigram_fusion(tmp_path: Path) -> None:
+    from lstm_asr.search import SearchConfig, Searcher
+
+    lm = tmp_path / "lm.arpa"
+    build_ngram([["a", "b", "c"]], 2, "kneser-ney").write_arpa(lm)
+    lp = torch.log_softmax(torch.randn(1, 40, 4, generator=torch.Generator().manual_seed(0)) * 2, dim=-1)
+    counts = [len(Searcher(TOKENS, SearchConfig(beam=16, lm=str(lm), word_score=ws))(lp, torch.tensor([40]))[0][0]
+                  .tokens) for ws in (-6.0, 0.0, 6.0)]
+    assert counts[0] < counts[1] < counts[2]
+    # The same LM resolves the ambiguity as flashlight does.
+    lm2 = tmp_path / "ca.arpa"
+    build_ngram([["c", "a"]] * 20 + [["b"]], 2, "witten-bell").write_arpa(lm2)
+    best = Searcher(TOKENS, SearchConfig(beam=8, lm=str(lm2), lm_weight=2.0))(ambiguous(), torch.tensor([4]))[0][0]
+    assert best.tokens == (3, 1)
+    # flashlight's lexicon-free decoder has no insertion score: asking for one is an error, not ignored.
+    with pytest.raises(LstmAsrError, match="no insertion score"):
+        LMDecoder(TOKENS, LMDecoderConfig(lm=str(lm), word_score=1.0))
+
+
+@needs_flashlight
+def test_lexicon_decoding_outputs_words(tmp_path: Path) -> None:
+    lex = tmp_path / "words.lex"
+    lex.write_text("ca c a\ncb c b\nb b\n")
+    lm = tmp_path / "words.arpa"
+    build_ngram([["ca"]] * 5 + [["cb"]], 2, "witten-bell").write_arpa(lm)
+    hyp = LMDecoder(TOKENS, LMDecoderConfig(lm=str(lm), lexicon=str(lex), lm_weight=2.0)).decode(ambiguous())[0][0]
+    assert hyp.words == ("ca",) and hyp.tokens == (3, 1)
+
+
+@needs_flashlight
+def test_bad_lexicon_and_lm_are_one_line_errors(tmp_path: Path) -> None:
+    lex = tmp_path / "bad.lex"
+    lex.write_text("ca c a\n\nzed c zz\n")
+    with pytest.raises(LstmAsrError, match=r"bad\.lex:3: lexicon entry 'zed' uses token\(s\) the model does not "
+                                           r"have: zz$"):
+        LMDecoder(TOKENS, LMDecoderConfig(lexicon=str(lex)))
+    lm = tmp_path / "ab.arpa"
+    build_ngram([["a", "b"]], 2).write_arpa(lm)
+    with pytest.raises(LstmAsrError, match=r"ab\.arpa:\d+: vocabulary misses 1 of the model's tokens: c$"):
+        LMDecoder(TOKENS, LMDecoderConfig(lm=str(lm)))
+    broken = tmp_path / "broken.arpa"
+    broken.write_text(lm.read_text().replace("\\2-grams:", "\\2-grams"))
+    with pytest.raises(LstmAsrError, match=r"broken\.arpa:\d+: "):
+        LMDecoder(TOKENS, LMDecoderConfig(lm=str(broken)))
+
+
+def test_decode_cli_folder_list_nbest_json_and_lm(trained_exp: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    speaker = sorted((tiny_corpus / "TRAIN").glob("*/*"))[0]
+    wavs = sorted(speaker.glob("*.WAV"))
+    listing = tmp_path / "files.lst"
+    listing.write_text("# two files\n" + "".join(f"{w}\n" for w in wavs[:2]))
+
+    folder = run_cli("decode", "--model", str(trained_exp), str(speaker))
+    assert folder.returncode == 0, folder.stderr
+    lines = folder.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(w) for w in wavs]
+    assert f"{len(wavs)} of {len(wavs)} files decoded" in folder.stderr and "RTF" in folder.stderr
+
+    nbest = run_cli("decode", "--model", str(trained_exp), "--beam", "8", "--nbest", "3", "--json", str(listing))
+    assert nbest.returncode == 0, nbest.stderr
+    rows = [json.loads(x) for x in nbest.stdout.splitlines()]
+    assert [r["file"] for r in rows] == [str(w) for w in wavs[:2]]
+    for r in rows:
+        scores = [h["score"] for h in r["nbest"]]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+        assert r["nbest"][0]["text"] == r["text"] and len({h["text"] for h in r["nbest"]}) == 3
+        assert [t["token"] for t in r["tokens"]] == r["text"].split()
+
+    # A phone bigram from the experiment's training transcripts: the generated phone strings never repeat a
+    # phone, so the LM removes doubled phones the tiny model emits, and makes no new errors.
+    arpa = tmp_path / "bigram.arpa"
+    build = run_cli("lm", "build", str(trained_exp), "--order", "2", "-o", str(arpa))
+    assert build.returncode == 0, build.stderr
+    with_lm = run_cli("decode", "--model", str(trained_exp), "--lm", str(arpa), "--lm-weight", "0.5", str(listing))
+    assert with_lm.returncode == 0, with_lm.stderr
+    lm_lines = with_lm.stdout.splitlines()
+    refs = [[x.split()[2] for x in w.with_suffix(".PHN").read_text().splitlines()] for w in wavs[:2]]
+
+    def errors(out: list[str]) -> int:
+        return sum(align(ref, line.split("\t")[1].split())[1].errors for ref, line in zip(refs, out, strict=True))
+
+    assert [x.split("\t")[0] for x in lm_lines] == [str(w) for w in wavs[:2]]
+    assert errors(lm_lines) <= errors(lines[:2])
+    assert "beam 16, LM" in with_lm.stderr and "lexicon-free" in with_lm.stderr
+
+    missing = tmp_path / "missing.lst"
+    missing.write_text(f"{wavs[0]}\nnot_there.wav\n")
+    bad = run_cli("decode", "--model", str(trained_exp), str(missing))
+    assert bad.returncode == 1 and bad.stderr.strip() == f"error: {missing}:2: no such audio file: not_there.wav"
