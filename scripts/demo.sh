@@ -9,7 +9,8 @@ RECIPE=recipes/synth_timit/demo.yaml
 EXP=exp/synth_timit_demo
 echo "== training $RECIPE (generates data/synth_timit/corpus on first use)"
 lstm-asr train "$RECIPE" --out "$EXP"
-WAV=$(ls data/synth_timit/corpus/TEST/DR*/*/SX*.WAV | head -n 1)
+wavs=(data/synth_timit/corpus/TEST/DR*/*/SX*.WAV)  # a glob, not ls | head: SIGPIPE under pipefail
+WAV=${wavs[0]}
 echo "== decoding a held-out test talker's utterance: $WAV"
 lstm-asr decode --model "$EXP" "$WAV"
 echo "   reference: $(cut -d' ' -f3 "${WAV%.WAV}.PHN" | tr '\n' ' ')"
