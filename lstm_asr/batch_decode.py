@@ -121,7 +121,6 @@ def decode_files(recognizer, files: list[Path], searcher: Searcher, summary: Sum
                     padded = model(padded, lengths)
                 if hasattr(model, "output_lengths"):  # a model with frame-rate reduction emits fewer frames
                     lengths = model.output_lengths(lengths)
-                    lengths = model.output_lengths(lengths)  # frame-rate reduction (model.subsample, pyramid)
             results = searcher(padded, lengths)
             for (f, _, dur), n, res in zip(ok, lengths.tolist(), results, strict=True):
                 summary.decoded += 1

@@ -139,3 +139,33 @@ def test_training_is_seeded(tmp_path: Path, tiny_corpus: Path) -> None:
     a = load_checkpoint(tmp_path / "a" / "last.pt")["state_dict"]
     b = load_checkpoint(tmp_path / "b" / "last.pt")["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_decode_cli_uses_every_output_frame_of_a_frame_stacking_model(tiny_corpus: Path, tmp_path: Path) -> None:
+    """The CLI's batched decoder must reduce the input lengths exactly once (a x3 model emits T/3 frames)."""
+    from data_prep.phones import TRAIN_PHONES
+    from lstm_asr.audio import load_audio
+    from lstm_asr.checkpoint import save_checkpoint
+    from lstm_asr.ctc_decode import greedy_decode
+    from lstm_asr.model import BLSTMCTC, ModelConfig
+    from lstm_asr.recipe import load_recipe
+    from lstm_asr.recognizer import Recognizer
+    from lstm_asr.tokens import TokenSet
+    from lstm_asr.train import model_checkpoint
+
+    torch.manual_seed(0)
+    tokens = TokenSet(list(TRAIN_PHONES)).symbols
+    # An untrained network: its argmax changes often, so a truncated decode would lose tokens.
+    model = BLSTMCTC(ModelConfig(input_dim=123, num_classes=len(tokens), hidden=8, layers=1, stack_frames=3,
+                                 subsample=3))
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_corpus, tmp_path / "feats"))
+    save_checkpoint(model_checkpoint(model, recipe, tokens), tmp_path / "exp" / "best.pt")
+    wav = sorted(tiny_corpus.glob("TRAIN/*/*/SX*.WAV"))[0]
+    res = run_cli("decode", "--model", str(tmp_path / "exp"), "--json", str(wav))
+    assert res.returncode == 0, res.stderr
+    got = [t["token"] for t in json.loads(res.stdout.strip().splitlines()[-1])["tokens"]]
+    rec = Recognizer.load(tmp_path / "exp")
+    lp = rec.log_probs(load_audio(wav, 16000))
+    expect = greedy_decode(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
+    assert len(expect.tokens) > 5
+    assert got == [rec.tokens[i] for i in expect.tokens]
