@@ -60,7 +60,9 @@ def trainer_epoch(recipe_path: Path, out: Path) -> dict[str, float]:
     """One epoch of the real trainer; its own epoch record (train frames/s and seconds, dev decode excluded)."""
     import contextlib
     import io
+    import shutil
 
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run: an old metrics.jsonl there would be read instead
     with contextlib.redirect_stdout(io.StringIO()):
         train(load_recipe(recipe_path), out, show_progress=False)
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -84,6 +86,18 @@ def bare_epoch(batches: list[tuple[torch.Tensor, ...]], cfg: ModelConfig) -> dic
     return {"frames_per_s": frames / seconds, "epoch_s": seconds}
 
 
+def link_subset(root: Path, out: Path, speakers: int) -> Path:
+    """A TIMIT tree of symlinks: the first ``speakers`` TRAIN speaker folders of ``root`` and all of TEST."""
+    if not (out / "TRAIN").is_dir():
+        train = next(p for p in root.iterdir() if p.name.upper() == "TRAIN")
+        test = next(p for p in root.iterdir() if p.name.upper() == "TEST")
+        for spk in sorted(p for p in train.glob("*/*") if p.is_dir())[:speakers]:
+            (out / "TRAIN" / spk.parent.name).mkdir(parents=True, exist_ok=True)
+            (out / "TRAIN" / spk.parent.name / spk.name).symlink_to(spk.resolve())
+        (out / "TEST").symlink_to(test.resolve())
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--threads", type=int, default=2)
@@ -94,11 +108,15 @@ def main() -> None:
     ap.add_argument("--speakers", type=int, default=4)
     ap.add_argument("--utts", type=int, default=24, help="utterances per speaker")
     ap.add_argument("--work", default="/tmp/bench_train")
+    ap.add_argument("--corpus", default="", help="a TIMIT-layout corpus to train on instead of tones (e.g. the "
+                    "generated data/synth_timit/corpus, ~3 s utterances): its first --speakers TRAIN speakers")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     corpus = work / "TIMIT"
-    if not (corpus / "TRAIN").is_dir():
+    if args.corpus:
+        corpus = link_subset(Path(args.corpus), work / f"subset{args.speakers}", args.speakers)
+    elif not (corpus / "TRAIN").is_dir():
         make_fake_timit(corpus, n_train=args.speakers, n_dev=1, n_core=1, utts_per_speaker=args.utts)
     plain = write_recipe(work, corpus, args.threads, args.hidden, args.layers, args.max_batch)
     stacked = write_recipe(work, corpus, args.threads, args.hidden, args.layers, args.max_batch,

@@ -65,36 +65,41 @@ def _tanh_(x: torch.Tensor) -> torch.Tensor:
 class PeepholeLSTMFunction(torch.autograd.Function):
     """Recurrence of a two-direction peephole LSTM with a hand-written backward.
 
-    Inputs: ``gx`` (T, 2, B, 4H) input projections plus biases, gates ordered i, f, g, o; ``w_hh_t`` (2, H, 4H)
-    recurrent weights, transposed; ``peep`` (2, 3, H) peephole weights for i, f (on c_{t-1}) and o (on c_t);
-    ``identity`` whether h_t = o_t * c_t instead of o_t * tanh(c_t). Output: h (T, 2, B, H). Zero initial state.
+    Inputs: ``gx`` (2, B, T, 4H) input projections plus biases, direction- and batch-major (the layout the input
+    projection's batched matrix multiply produces, so no copy is made), gates ordered i, f, g, o; ``w_hh_t``
+    (2, H, 4H) recurrent weights, transposed; ``peep`` (2, 3, H) peephole weights for i, f (on c_{t-1}) and o (on
+    c_t); ``identity`` whether h_t = o_t * c_t instead of o_t * tanh(c_t). Output: h (2, B, T, H). Zero initial
+    state. Per-step work tensors are time-major, so each step reads and writes contiguous blocks.
     """
 
     @staticmethod
     def forward(ctx, gx: torch.Tensor, w_hh_t: torch.Tensor, peep: torch.Tensor,  # type: ignore[override]
                 identity: bool) -> torch.Tensor:
-        steps, dirs, batch, four_h = gx.shape
+        dirs, batch, steps, four_h = gx.shape
         hidden = four_h // 4
-        acts = torch.empty_like(gx)  # activated gates i, f, g, o per step
+        # Activated gates per step: i, f, sigmoid(2 z_g) (tanh(z_g) = 2 sigmoid(2 z_g) - 1, see _tanh_), o.
+        acts = gx.new_empty(steps, dirs, batch, four_h)
         cs = gx.new_zeros(steps + 1, dirs, batch, hidden)  # cs[t + 1] = c_t; cs[0] = c_0 = 0
-        hs = gx.new_empty(steps, dirs, batch, hidden)
+        hs = gx.new_empty(dirs, batch, steps, hidden)
         act_c = cs[1:] if identity else gx.new_empty(steps, dirs, batch, hidden)  # tanh(c_t) or c_t
         peep_if = peep[:, :2].unsqueeze(1)  # (2, 1, 2, H), broadcast over the batch
         peep_o = peep[:, 2].unsqueeze(1)  # (2, 1, H)
         h_prev = gx.new_zeros(dirs, batch, hidden)
         for t in range(steps):
             gates = acts[t]
-            torch.baddbmm(gx[t], h_prev, w_hh_t, out=gates)
+            torch.baddbmm(gx[:, :, t], h_prev, w_hh_t, out=gates)
             g4 = gates.view(dirs, batch, 4, hidden)
             c_prev, c = cs[t], cs[t + 1]
-            g4[:, :, :2].addcmul_(peep_if, c_prev.unsqueeze(2)).sigmoid_()
-            _tanh_(g4[:, :, 2])
+            g4[:, :, :2].addcmul_(peep_if, c_prev.unsqueeze(2))
+            g4[:, :, 2].mul_(2)
+            g4[:, :, :3].sigmoid_()  # one call for i, f and the g gate's sigmoid(2 z_g)
+            i, s_g = g4[:, :, 0], g4[:, :, 2]
             torch.mul(g4[:, :, 1], c_prev, out=c)
-            c.addcmul_(g4[:, :, 0], g4[:, :, 2])
+            c.addcmul_(i, s_g, value=2).sub_(i)  # + i * tanh(z_g) = i * (2 s_g - 1)
             o = g4[:, :, 3].addcmul_(peep_o, c).sigmoid_()
             if not identity:
-                _tanh_(act_c[t].copy_(c))
-            h_prev = torch.mul(o, act_c[t], out=hs[t])
+                torch.mul(c, 2, out=act_c[t]).sigmoid_().mul_(2).sub_(1)
+            h_prev = torch.mul(o, act_c[t], out=hs[:, :, t])
         ctx.save_for_backward(w_hh_t, peep, acts, cs, hs, act_c)
         ctx.identity = identity
         return hs
@@ -105,42 +110,46 @@ class PeepholeLSTMFunction(torch.autograd.Function):
         steps, dirs, batch, four_h = acts.shape
         hidden = four_h // 4
         a4 = acts.view(steps, dirs, batch, 4, hidden)
-        i, f, g, o = a4.unbind(3)
+        i, f, s_g, o = a4.unbind(3)
+        g = s_g * 2 - 1  # tanh(z_g)
         c_prev_all = cs[:-1]
         # Factors that do not depend on the incoming gradient, for every frame at once (big vectorised ops):
         # d pre_i = dc * g * i(1-i); d pre_f = dc * c_{t-1} * f(1-f); d pre_g = dc * i * (1-g^2);
         # d pre_o = dh * act(c) * o(1-o); dc gets dh * o * act'(c) from h.
         fac = torch.empty_like(acts).view(steps, dirs, batch, 4, hidden)
-        torch.mul(g, i * (1 - i), out=fac[:, :, :, 0])
-        torch.mul(c_prev_all, f * (1 - f), out=fac[:, :, :, 1])
-        torch.mul(i, 1 - g * g, out=fac[:, :, :, 2])
-        torch.mul(act_c, o * (1 - o), out=fac[:, :, :, 3])
-        dc_from_h = o if ctx.identity else o * (1 - act_c * act_c)
-        del i, g, o
+        torch.mul(g, torch.addcmul(i, i, i, value=-1), out=fac[:, :, :, 0])
+        torch.mul(c_prev_all, torch.addcmul(f, f, f, value=-1), out=fac[:, :, :, 1])
+        torch.mul(i, torch.addcmul(torch.ones_like(g), g, g, value=-1), out=fac[:, :, :, 2])
+        torch.mul(act_c, torch.addcmul(o, o, o, value=-1), out=fac[:, :, :, 3])
+        dc_from_h = o if ctx.identity else o * torch.addcmul(torch.ones_like(o), act_c, act_c, value=-1)
+        del i, g, s_g, o
         peep_if = peep[:, :2].unsqueeze(1)
         peep_o = peep[:, 2].unsqueeze(1)
         w_hh = w_hh_t.transpose(1, 2)  # (2, 4H, H)
-        d_gates = torch.empty_like(acts)
-        dg4 = d_gates.view(steps, dirs, batch, 4, hidden)
-        grad_h = grad_h.contiguous()
-        dh = grad_h[steps - 1].clone()
+        # Gradients of the gates' pre-activations, in gx's layout (2, B, T, 4H): returned without a copy.
+        d_gates = acts.new_empty(dirs, batch, steps, four_h)
+        dh = grad_h[:, :, steps - 1].clone()
         dc = torch.zeros_like(dh)
         for t in range(steps - 1, -1, -1):
-            d_o = torch.mul(dh, fac[t, :, :, 3], out=dg4[t, :, :, 3])
+            dg4 = d_gates[:, :, t].view(dirs, batch, 4, hidden)
+            d_o = torch.mul(dh, fac[t, :, :, 3], out=dg4[:, :, 3])
             dc.addcmul_(dh, dc_from_h[t]).addcmul_(d_o, peep_o)
-            d_if_g = torch.mul(fac[t, :, :, :3], dc.unsqueeze(2), out=dg4[t, :, :, :3])
+            d_if_g = torch.mul(fac[t, :, :, :3], dc.unsqueeze(2), out=dg4[:, :, :3])
             # dc_{t-1} = dc * f + d pre_i * w_ci + d pre_f * w_cf
             dc = (dc * f[t]).addcmul_(d_if_g[:, :, 0], peep_if[:, :, 0]).addcmul_(d_if_g[:, :, 1], peep_if[:, :, 1])
             if t > 0:
-                dh = torch.baddbmm(grad_h[t - 1], d_gates[t], w_hh)
-        # Weight gradients: one matrix multiply over all frames each.
-        flat_dg = d_gates.transpose(0, 1).reshape(dirs, steps * batch, four_h)
-        h_prev = torch.cat([hs.new_zeros(1, dirs, batch, hidden), hs[:-1]]).transpose(0, 1)
-        grad_w_hh_t = torch.bmm(h_prev.reshape(dirs, steps * batch, hidden).transpose(1, 2), flat_dg)
+                dh = torch.baddbmm(grad_h[:, :, t - 1], d_gates[:, :, t], w_hh)
+        # Weight gradients: one matrix multiply over all frames each (h_{t-1} in the same (2, B, T) order).
+        flat_dg = d_gates.view(dirs, batch * steps, four_h)
+        h_prev = hs.new_zeros(dirs, batch, steps, hidden)
+        h_prev[:, :, 1:] = hs[:, :, :-1]
+        grad_w_hh_t = torch.bmm(h_prev.view(dirs, batch * steps, hidden).transpose(1, 2), flat_dg)
+        dgv = d_gates.view(dirs, batch, steps, 4, hidden)
+        c_prev_bm = c_prev_all.permute(1, 2, 0, 3)  # (2, B, T, H) views of the time-major cell states
         grad_peep = torch.stack([
-            (dg4[:, :, :, 0] * c_prev_all).sum((0, 2)),
-            (dg4[:, :, :, 1] * c_prev_all).sum((0, 2)),
-            (dg4[:, :, :, 3] * cs[1:]).sum((0, 2)),
+            (dgv[:, :, :, 0] * c_prev_bm).sum((1, 2)),
+            (dgv[:, :, :, 1] * c_prev_bm).sum((1, 2)),
+            (dgv[:, :, :, 3] * cs[1:].permute(1, 2, 0, 3)).sum((1, 2)),
         ], dim=1)
         return d_gates, grad_w_hh_t, grad_peep, None
 
@@ -166,11 +175,10 @@ class PeepholeBiLSTMLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         batch, steps, dim = x.shape
-        # Time-major, direction-stacked inputs (2, T, B, D): the backward direction sees reversed sequences.
-        xs = torch.stack([x, reverse_padded(x, lengths)]).transpose(1, 2).reshape(2, steps * batch, dim)
+        # Direction-stacked inputs (2, B, T, D): the backward direction sees reversed sequences. The input
+        # projection of every frame of both directions is one batched matrix multiply.
+        xs = torch.stack([x, reverse_padded(x, lengths)]).view(2, batch * steps, dim)
         gx = torch.baddbmm(self.bias.unsqueeze(1), xs, self.weight_ih.transpose(1, 2))
-        gx = gx.view(2, steps, batch, 4 * self.hidden).transpose(0, 1)
-        hs = PeepholeLSTMFunction.apply(gx.contiguous(), self.weight_hh.transpose(1, 2), self.peephole,
-                                        self.identity)
-        out = hs.permute(1, 2, 0, 3)  # (2, B, T, H)
-        return torch.cat([out[0], reverse_padded(out[1], lengths)], dim=-1)
+        hs = PeepholeLSTMFunction.apply(gx.view(2, batch, steps, 4 * self.hidden), self.weight_hh.transpose(1, 2),
+                                        self.peephole, self.identity)  # (2, B, T, H)
+        return torch.cat([hs[0], reverse_padded(hs[1], lengths)], dim=-1)

@@ -136,6 +136,8 @@ def _candidates(
 # Alternatives at a "confident" frame must be this far (beyond the beam-prune threshold) below the frame's
 # best token: log 4 covers both halves (blank- and label-ending) of a prefix score, each at most the total.
 _CONFIDENT_MARGIN = float(np.log(4.0))
+# The score of a token removed by ``token_min_logprob`` pruning (see prefix_beam_search).
+_PRUNED_LOGPROB = -1.0e4
 # Shorter confident stretches are not worth the fixed cost of the closed-form update.
 _MIN_STRETCH = 3
 
@@ -271,10 +273,12 @@ def prefix_beam_search(
 
     Each prefix keeps two log scores, ending in blank and ending in a label; equal prefixes reached by
     different paths are merged, and after each frame only the ``beam`` most probable prefixes survive.
-    Per-frame token pruning: only the ``token_top_k`` most probable labels, and only labels with log prob >=
-    ``token_min_logprob``, may extend a prefix (blank, staying on a prefix's last label and the frame's best
-    token are never pruned). ``beam_prune_logprob`` (like pyctcdecode's ``beam_prune_logp``, but off by
-    default) also drops prefixes more than that far below the frame's best one. With a beam at least as wide
+    Per-frame token pruning: only the ``token_top_k`` most probable labels may extend a prefix (blank and
+    staying on a prefix's last label are not affected), and -- pyctcdecode's ``token_min_logp`` rule -- no token
+    with log prob below ``token_min_logprob`` is used at all in that frame, blank and label stays included,
+    except the frame's best token, so the greedy path stays reachable. ``beam_prune_logprob`` (like
+    pyctcdecode's ``beam_prune_logp``, but off by default) also drops prefixes more than that far below the
+    frame's best one. With a beam at least as wide
     as the number of distinct prefixes and no pruning, the search is exact.
 
     With ``beam_prune_logprob`` set and ``skip_confident`` (the default), stretches of frames through which
@@ -306,6 +310,12 @@ def prefix_beam_search(
         return [Hypothesis((), 0.0 if lm_final is None else float(lm_final[vocab]))]
 
     cand_all, cand_lp_all, n_cand, pos_all = _candidates(lp, blank, token_top_k, token_min_logprob)
+    if token_min_logprob is not None:
+        # Pruned tokens (blank and stays included) get a floor score instead of -inf: a path through one is
+        # e^-10000 below any live path, i.e. it adds exactly nothing to a log-add, while every score stays
+        # finite for the closed-form stretches. Prefixes that fall that far behind are dropped below.
+        pruned = (lp < token_min_logprob) & (np.arange(vocab)[None, :] != lp.argmax(axis=1)[:, None])
+        lp = np.where(pruned, _PRUNED_LOGPROB, lp)
     # Column V is -inf: the empty prefix's "last token" is encoded as V, so its repeat-stay is impossible.
     lp_ext = np.concatenate([lp, np.full((time, 1), NEG_INF)], axis=1)
     blank_lp = lp[:, blank].tolist()
@@ -392,7 +402,8 @@ def prefix_beam_search(
             keep = np.arange(scores.size)
         kept_scores = scores[keep]
         if beam_prune_logprob is None:
-            keep = keep[kept_scores > NEG_INF]
+            floor = NEG_INF if token_min_logprob is None else kept_scores.max() + _PRUNED_LOGPROB / 2
+            keep = keep[kept_scores > floor]
         else:
             # On peaky inputs this leaves one or two prefixes, so the next frames are much cheaper.
             keep = keep[kept_scores >= kept_scores.max() - beam_prune_logprob]

@@ -14,7 +14,7 @@ from lstm_asr.recipe import recipe_from_dict
 @pytest.mark.parametrize("identity", [False, True])
 def test_peephole_recurrence_passes_gradcheck(identity: bool) -> None:
     torch.manual_seed(0)
-    gx = torch.randn(6, 2, 3, 4 * 5, dtype=torch.float64, requires_grad=True)
+    gx = torch.randn(2, 3, 6, 4 * 5, dtype=torch.float64, requires_grad=True)  # (directions, batch, time, 4H)
     w_hh_t = (0.5 * torch.randn(2, 5, 4 * 5, dtype=torch.float64)).requires_grad_()
     peep = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b, c: PeepholeLSTMFunction.apply(a, b, c, identity), (gx, w_hh_t, peep))

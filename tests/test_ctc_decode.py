@@ -186,6 +186,21 @@ def test_token_pruning_restricts_extensions() -> None:
         assert h.tokens == ()  # only blank (never pruned) survives the threshold; blank is also the argmax
 
 
+def test_token_min_logprob_prunes_blank_and_stays_like_pyctcdecode() -> None:
+    # Frame 1: label 1 dominates; blank and label 2 sit below e^-5. Under pyctcdecode's rule neither may be used
+    # there, so the prefix (2,) -- which needs a blank or a repeated 2 in frame 1 -- cannot survive.
+    probs = torch.tensor([[0.6, 0.0, 0.4], [0.005, 0.99, 0.005]], dtype=torch.float64).clamp_min(1e-12)
+    lp = probs.log()
+    full = {h.tokens for h in prefix_beam_search(lp, beam=8, nbest=8)}
+    assert (2,) in full and (1,) in full and (2, 1) in full
+    pruned = prefix_beam_search(lp, beam=8, nbest=8, token_min_logprob=-5.0)
+    assert {h.tokens for h in pruned} == {(1,), (2, 1)}
+    # Scores count the surviving alignments only: (1,) is "blank 1" (label 1 is pruned in frame 0).
+    by_tokens = {h.tokens: h.score for h in pruned}
+    assert by_tokens[(1,)] == pytest.approx(math.log(0.6 * 0.99), abs=1e-9)
+    assert by_tokens[(2, 1)] == pytest.approx(math.log(0.4 * 0.99), abs=1e-9)
+
+
 def test_beam_one_is_well_defined() -> None:
     rng = np.random.default_rng(7)
     lp = random_log_probs(rng, 30, 5)
@@ -225,6 +240,7 @@ def test_confident_stretches_match_frame_by_frame(seed: int) -> None:
     logits[torch.arange(time), paths] = (6.0, 9.0, 12.0, 20.0)[seed % 4]
     lp = torch.log_softmax(logits, dim=-1).numpy()
     for kw in ({"beam_prune_logprob": 10.0}, {"beam_prune_logprob": 4.0, "token_min_logprob": -5.0},
+               {"beam_prune_logprob": 10.0, "token_min_logprob": -5.0},  # pyctcdecode's defaults
                {"beam_prune_logprob": 3.0, "token_top_k": 2}):
         fast = prefix_beam_search(lp, beam=8, nbest=3, **kw)
         slow = prefix_beam_search(lp, beam=8, nbest=3, skip_confident=False, **kw)
