@@ -62,6 +62,8 @@ def parse_xml(path: str | Path, data: bytes | None = None) -> ET.Element:
         check.Parse(data, True)
     except ValueError as exc:
         raise CorpusError(path, str(exc)) from None
+    except LookupError as exc:  # <?xml encoding="..."?> naming no codec Python knows (found by tests/test_fuzz.py)
+        raise CorpusError(path, f"malformed XML ({exc})") from None
     except xml.parsers.expat.ExpatError as exc:
         raise CorpusError(path, f"malformed XML ({xml.parsers.expat.ErrorString(exc.code)}, line {exc.lineno})") \
             from None

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .errors import LstmAsrError
+from .long_decode import WindowConfig, is_long, windowed_log_probs
 from .search import Result, Searcher
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".sph", ".nist", ".aiff", ".aif", ".au", ".mp3", ".opus"}
@@ -86,10 +87,13 @@ class Summary:
 
 def decode_files(recognizer, files: list[Path], searcher: Searcher, summary: Summary, batch_size: int = 16,
                  on_error: Callable[[Path, str], None] | None = None,
-                 progress: Callable[[int], None] | None = None) -> Iterator[Decoded]:
+                 progress: Callable[[int], None] | None = None,
+                 window: WindowConfig | None = None) -> Iterator[Decoded]:
     """Decode ``files`` in order, ``batch_size`` at a time; failures go to ``summary.failed`` and ``on_error``.
 
-    ``progress(n)`` is called after each batch with the number of files it held.
+    ``progress(n)`` is called after each batch with the number of files it held. Recordings longer than ``window``
+    (a window with its two contexts) are decoded on their own, window by window, in bounded memory
+    (:mod:`lstm_asr.long_decode`); shorter ones exactly as a whole.
     """
     from .audio import load_audio
     from .features import compute_features
@@ -97,39 +101,64 @@ def decode_files(recognizer, files: list[Path], searcher: Searcher, summary: Sum
     feats_cfg = recognizer.features
     model = getattr(recognizer, "model", None)
     batchable = isinstance(model, torch.nn.Module) and hasattr(recognizer, "features")
+    windowable = batchable and hasattr(model, "frame_reduction") and window is not None and window.enabled
     start = time.perf_counter()
     summary.files += len(files)
+
+    def failed(f: Path, exc: LstmAsrError) -> None:
+        summary.failed.append((str(f), str(exc)))
+        if on_error:
+            on_error(f, str(exc) if str(f) in str(exc) else f"{f}: {exc}")
+
+    def done(f: Path, res: list[Result], n: int, dur: float) -> Decoded:
+        summary.decoded += 1
+        summary.audio_seconds += dur
+        summary.wall_seconds = time.perf_counter() - start
+        return Decoded(f, res, n, dur)
+
     for i in range(0, len(files), batch_size):
         chunk = files[i:i + batch_size]
         ok: list[tuple[Path, torch.Tensor, float]] = []
         for f in chunk:
+            if windowable and is_long(f, feats_cfg, model.frame_reduction, window):
+                # A long recording: the files before it first (output stays in order), then it alone, windowed.
+                yield from _decode_batch(ok, model, batchable, searcher, done)
+                ok = []
+                try:
+                    lp, dur = windowed_log_probs(model, feats_cfg, f, window)
+                except LstmAsrError as exc:
+                    failed(f, exc)
+                    continue
+                yield done(f, searcher(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0], lp.shape[0], dur)
+                continue
             try:
                 wav = load_audio(f, feats_cfg.sample_rate)
                 dur = wav.numel() / feats_cfg.sample_rate
                 x = compute_features(wav, feats_cfg) if batchable else recognizer.log_probs(wav)
             except LstmAsrError as exc:
-                summary.failed.append((str(f), str(exc)))
-                if on_error:
-                    on_error(f, str(exc) if str(f) in str(exc) else f"{f}: {exc}")
+                failed(f, exc)
                 continue
             ok.append((f, x, dur))
-        if ok:
-            lengths = torch.tensor([x.shape[0] for _, x, _ in ok])
-            padded = torch.nn.utils.rnn.pad_sequence([x for _, x, _ in ok], batch_first=True)
-            if batchable:
-                with torch.inference_mode():
-                    padded = model(padded, lengths)
-                if hasattr(model, "output_lengths"):  # a model with frame-rate reduction emits fewer frames
-                    lengths = model.output_lengths(lengths)
-            results = searcher(padded, lengths)
-            for (f, _, dur), n, res in zip(ok, lengths.tolist(), results, strict=True):
-                summary.decoded += 1
-                summary.audio_seconds += dur
-                summary.wall_seconds = time.perf_counter() - start
-                yield Decoded(f, res, n, dur)
+        yield from _decode_batch(ok, model, batchable, searcher, done)
         summary.wall_seconds = time.perf_counter() - start
         if progress:
             progress(len(chunk))
+
+
+def _decode_batch(ok: list[tuple[Path, torch.Tensor, float]], model, batchable: bool, searcher: Searcher,
+                  done: Callable[[Path, list[Result], int, float], Decoded]) -> Iterator[Decoded]:
+    """Run the network on a padded batch of features (or take the log-probs given) and search them."""
+    if ok:
+        lengths = torch.tensor([x.shape[0] for _, x, _ in ok])
+        padded = torch.nn.utils.rnn.pad_sequence([x for _, x, _ in ok], batch_first=True)
+        if batchable:
+            with torch.inference_mode():
+                padded = model(padded, lengths)
+            if hasattr(model, "output_lengths"):  # a model with frame-rate reduction emits fewer frames
+                lengths = model.output_lengths(lengths)
+        results = searcher(padded, lengths)
+        for (f, _, dur), n, res in zip(ok, lengths.tolist(), results, strict=True):
+            yield done(f, res, n, dur)
 
 
 def result_dict(d: Decoded, symbols: list[str], units: str, shift_s: float, nbest: int) -> dict:

@@ -179,6 +179,9 @@ class PeepholeBiLSTMLayer(nn.Module):
         # projection of every frame of both directions is one batched matrix multiply.
         xs = torch.stack([x, reverse_padded(x, lengths)]).view(2, batch * steps, dim)
         gx = torch.baddbmm(self.bias.unsqueeze(1), xs, self.weight_ih.transpose(1, 2))
-        hs = PeepholeLSTMFunction.apply(gx.view(2, batch, steps, 4 * self.hidden), self.weight_hh.transpose(1, 2),
-                                        self.peephole, self.identity)  # (2, B, T, H)
+        # The hand-written recurrence runs in the weights' dtype: under bf16/fp16 autocast (training.precision) the
+        # projection above is half precision, and the recurrence's in-place updates need a single dtype.
+        with torch.autocast(x.device.type, enabled=False):
+            hs = PeepholeLSTMFunction.apply(gx.to(self.weight_hh.dtype).view(2, batch, steps, 4 * self.hidden),
+                                            self.weight_hh.transpose(1, 2), self.peephole, self.identity)  # (2,B,T,H)
         return torch.cat([hs[0], reverse_padded(hs[1], lengths)], dim=-1)

@@ -16,41 +16,27 @@ leaves either the old checkpoint or the new one, never half of one.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .errors import LstmAsrError
+from .atomic_file import write_atomically
+from .errors import LstmAsrError, reporting_write_errors
 
 FORMAT = "lstm-asr/1"
 
 
 def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
-    """Atomically write ``obj`` (with the format tag added) to ``path``."""
+    """Atomically write ``obj`` (with the format tag added) to ``path``.
+
+    A failed write (disk full, no permission, read-only file system) is a one-line LstmAsrError naming ``path``;
+    the temporary file is removed and the previous checkpoint at ``path``, if any, is left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **obj}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise LstmAsrError(f"{path}: cannot write checkpoint ({exc.strerror or exc})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    with reporting_write_errors(path, "the checkpoint"):
+        write_atomically(path, lambda f: torch.save({"format": FORMAT, **obj}, f))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import LstmAsrError
+from .errors import FIXABLE_ERRNOS, LstmAsrError, os_error_problem, reporting_write_errors
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train and run bidirectional LSTM + CTC recognisers (speech and online handwriting).")
@@ -68,6 +68,8 @@ def prep(
     set_: SetOpt = None,
     force: Annotated[bool, typer.Option(help="Recompute even if the stored features are up to date.")] = False,
     jobs: Annotated[int, typer.Option(help="Feature extraction processes (default: one per core).")] = 0,
+    shard_size: Annotated[int, typer.Option(min=1, help="Utterances per saved shard: an interrupted prep resumes "
+                                                        "from its finished shards.")] = 200,
 ) -> None:
     """Compute features and labels for the recipe's splits and store them (generating the corpus if needed)."""
     from .prep import prep as run_prep
@@ -75,7 +77,7 @@ def prep(
     from .recipe import load_recipe
 
     r = load_recipe(recipe, set_ or [])
-    for report in run_prep(r, force=force, jobs=jobs or None):
+    for report in run_prep(r, force=force, jobs=jobs or None, shard_size=shard_size):
         print(report.summary())
     print(f"features stored in {store_dir(r)}")
 
@@ -97,6 +99,10 @@ def train(
     r = load_recipe(recipe, set_ or [])
     exp = out or Path("exp") / r.name
     results = run_train(r, exp, resume=resume, force=force)
+    from .distributed import is_main_process
+
+    if not is_main_process():  # under torchrun, rank 0 reports
+        return
     metric = results.get("metric") or ("WER" if resolve_units(r.corpus.type, r.corpus.units) in ("chars", "bpe")
                                        else "PER")
     for split in ("dev", "test"):
@@ -124,6 +130,28 @@ def report(
     print(table, end="")
 
 
+@app.command()
+def plot(
+    exps: Annotated[list[Path], typer.Argument(help="Experiment folders (holding metrics.jsonl), finished or not.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Image to write: .png, .svg or .pdf.")] = Path(
+        "curves.png"),
+    steps: Annotated[bool, typer.Option(help="Also draw the per-step batch loss, smoothed.")] = False,
+    smooth: Annotated[int, typer.Option(help="With --steps: moving average over this many logged steps.")] = 10,
+) -> None:
+    """Draw training loss and dev error rate (PER/CER/WER) per epoch; several experiments on one figure."""
+    from .plot import check_output, draw_curves, read_experiments
+
+    check_output(output)
+    curves = read_experiments(exps)
+    for exp, c in zip(exps, curves, strict=True):
+        if c.skipped:
+            print(f"{exp / 'metrics.jsonl'}: skipped {c.skipped} corrupt lines (first: line {c.first_skipped})",
+                  file=sys.stderr)
+    draw_curves(curves, output, steps=steps, smooth_window=smooth)
+    print(f"wrote {output}: {len(curves)} experiments, " + ", ".join(f"{c.name} {len(c.epochs)} epochs"
+                                                                     for c in curves))
+
+
 LmOpt = Annotated[Path | None, typer.Option("--lm", help="ARPA language model (default: the recipe's decoding.lm).")]
 LexiconOpt = Annotated[Path | None, typer.Option(help="Lexicon (word tok tok ...) for word decoding.")]
 LmWeightOpt = Annotated[float | None, typer.Option(help="LM weight (default: the recipe's, else 1).")]
@@ -145,9 +173,15 @@ def decode(
     threads: Annotated[int, typer.Option(help="torch threads (0: torch's default; 1 is much faster on a busy "
                                               "machine).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines with per-token times (and N-best).")] = False,
+    window_seconds: Annotated[float, typer.Option(help="Recordings longer than a window plus its two contexts are "
+                                                       "decoded window by window in bounded memory; 0 = never.")]
+    = 30.0,
+    context_seconds: Annotated[float, typer.Option(min=0.0, help="Audio each side of a window that the network "
+                                                                 "reads but whose outputs are dropped.")] = 3.0,
 ) -> None:
     """Decode audio files and print one transcript per file (or N-best lists); a summary goes to stderr."""
     from .batch_decode import Summary, decode_files, expand_inputs, result_dict, stderr_progress, text_lines
+    from .long_decode import WindowConfig
     from .recognizer import Recognizer, find_latest_experiment
     from .search import SearchConfig, Searcher
 
@@ -172,7 +206,8 @@ def decode(
     shift = rec.frame_seconds  # frame shift x the model's frame-rate reduction
     try:
         for d in decode_files(rec, inputs, searcher, summary, batch_size=batch_size,
-                              on_error=lambda f, msg: print(f"error: {msg}", file=sys.stderr), progress=advance):
+                              on_error=lambda f, msg: print(f"error: {msg}", file=sys.stderr), progress=advance,
+                              window=WindowConfig(window_seconds, context_seconds)):
             if as_json:
                 print(json.dumps(result_dict(d, rec.tokens, units, shift, nbest)), flush=True)
             else:
@@ -277,6 +312,28 @@ def lm_build(
     print(f"wrote {out}: {smoothing} {order}-gram from {len(sentences)} sentences ({counts})")
 
 
+@lm_app.command("lexicon")
+def lm_lexicon(
+    text: Annotated[Path, typer.Argument(help="Text file, one sentence per line (e.g. the LM's training text).")],
+    model: Annotated[Path, typer.Option(help="Character model: experiment folder or checkpoint.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Lexicon file to write.")],
+) -> None:
+    """Spell every word of a text in a character model's units (``WORD W O R D |``): the lexicon for word
+    decoding with `--lexicon` and a word LM from `lstm-asr lm build TEXT --order 3`."""
+    from .lm_decode import spelling_lexicon
+    from .ngram import read_sentences
+    from .recognizer import Recognizer
+
+    entries, unspellable = spelling_lexicon(read_sentences(text), Recognizer.load(model).tokens)
+    with reporting_write_errors(out, "the lexicon"):
+        out.write_text("".join(f"{word} {' '.join(spelling)}\n" for word, spelling in entries), encoding="utf-8")
+    note = ""
+    if unspellable:
+        examples = ", ".join(list(unspellable)[:5])
+        note = f"; left out {len(unspellable)} words with characters the model lacks (e.g. {examples})"
+    print(f"wrote {out}: {len(entries)} words{note}")
+
+
 @app.command()
 def align(
     audio: Annotated[Path, typer.Argument(help="Audio file.")],
@@ -311,6 +368,11 @@ def main() -> None:
         app()
     except LstmAsrError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:  # disk full or permissions in a writer that did not wrap it: still one line
+        if exc.errno not in FIXABLE_ERRNOS:
+            raise
+        print(f"error: {exc.filename or 'writing'}: {os_error_problem(exc)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

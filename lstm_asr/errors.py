@@ -6,6 +6,9 @@ Every problem a user can cause (bad input file, bad recipe, missing corpus) is r
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -29,5 +32,43 @@ class RecipeError(LstmAsrError):
         self.source = str(source)
         self.key = key
         self.problem = problem
-        where = f"{source}: {key}" if key else str(source)
+        # A key from a YAML file or a --set argument may hold a newline: quote it so the message stays one line.
+        shown = key if key.isprintable() else repr(key)
+        where = f"{source}: {shown}" if key else str(source)
         super().__init__(f"{where}: {problem}")
+
+
+# Write failures the user can fix (free space, permissions, a read-only mount) and how to say them in one line.
+_WRITE_PROBLEMS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.EFBIG: "file too large for this file system",
+}
+
+
+FIXABLE_ERRNOS = frozenset(_WRITE_PROBLEMS)
+"""errno values of OSErrors the user can fix (space, permissions, read-only mounts): the CLI reports any of them,
+wrapped by a writer or not, as one line."""
+
+
+def os_error_problem(exc: OSError) -> str:
+    """A short, lower-case description of an OSError ("no space left on device"), without the path."""
+    return _WRITE_PROBLEMS.get(exc.errno) or str(exc.strerror or exc).strip().lower() or type(exc).__name__
+
+
+def write_error(path: str | Path, what: str, exc: OSError) -> LstmAsrError:
+    """The one-line error for a failed write: ``<path>: no space left on device while writing <what>``."""
+    return LstmAsrError(f"{path}: {os_error_problem(exc)} while writing {what}")
+
+
+@contextmanager
+def reporting_write_errors(path: str | Path, what: str) -> Iterator[None]:
+    """Turn any OSError raised inside the block into :func:`write_error` for ``path`` (the file or folder the
+    user knows about, e.g. ``exp/x/last.pt`` rather than its temporary file)."""
+    try:
+        yield
+    except OSError as exc:
+        raise write_error(path, what, exc) from None

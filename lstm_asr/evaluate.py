@@ -18,6 +18,7 @@ import torch
 from .batching import bucket_batches
 from .ctc_decode import beam_search_batch, greedy_decode
 from .error_report import character_counts, sclite_summary
+from .errors import reporting_write_errors
 from .feature_store import FeatureSplit
 from .model import BLSTMCTC
 from .scoring import ErrorCounts, align, format_alignment
@@ -54,7 +55,9 @@ def decode_split(model: BLSTMCTC, split: FeatureSplit, beam: int = 1, token_top_
     out: list[list[int]] = [[] for _ in range(len(split))]
     for idx in bucket_batches(split.num_frames, max_frames, max_batch, seed=None):
         feats, lengths, _, _ = split.batch(idx)
-        log_probs = model(feats, lengths)
+        # A model on a GPU (dev decoding during training) runs there; the decoders take the outputs on the CPU.
+        device = next(model.parameters(), feats).device
+        log_probs = model(feats.to(device), lengths.to(device)).cpu()
         lengths = model.output_lengths(lengths)  # fewer output frames when the model reduces the frame rate
         if search is not None:
             hyps = [nbest[0] for nbest in search(log_probs, lengths)]
@@ -85,7 +88,13 @@ def score_split(split: FeatureSplit, hyp_ids: list[list[int]], symbols: list[str
 
 def write_decode_dir(out: Path, split: FeatureSplit, score: SplitScore, extra: dict) -> None:
     """Kaldi-style outputs: ``hyp.txt`` and ``ref.txt`` (utt-id then symbols), sclite-style
-    ``alignments.txt`` per utterance, and ``scores.json``."""
+    ``alignments.txt`` per utterance, and ``scores.json``. The file names are fixed (utterance ids only appear
+    inside the files); a failed write is a one-line LstmAsrError naming ``out``."""
+    with reporting_write_errors(out, "decoding results"):
+        _write_decode_files(out, split, score, extra)
+
+
+def _write_decode_files(out: Path, split: FeatureSplit, score: SplitScore, extra: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "hyp.txt", "w") as h, open(out / "ref.txt", "w") as r, open(out / "alignments.txt", "w") as a:
         for utt, ref, hyp in zip(split.ids, score.refs, score.hyps, strict=True):

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import LstmAsrError
+from .errors import LstmAsrError, reporting_write_errors
 
 
 @dataclass
@@ -40,18 +40,20 @@ class SplitWriter:
 
     def __post_init__(self) -> None:
         self.partial = self.folder.with_name(self.folder.name + ".partial")
-        if self.partial.exists():
-            shutil.rmtree(self.partial)
-        self.partial.mkdir(parents=True)
-        self._feats = open(self.partial / "feats.raw", "wb")  # noqa: SIM115 - closed in close()
-        self._labels = open(self.partial / "labels.raw", "wb")  # noqa: SIM115
+        with reporting_write_errors(self.partial, "prepared features"):
+            if self.partial.exists():
+                shutil.rmtree(self.partial)
+            self.partial.mkdir(parents=True)
+            self._feats = open(self.partial / "feats.raw", "wb")  # noqa: SIM115 - closed in close()
+            self._labels = open(self.partial / "labels.raw", "wb")  # noqa: SIM115
 
     def add(self, utt_id: str, speaker: str, feats: np.ndarray, labels: np.ndarray, ref: str) -> None:
         """Append one utterance (features (T, dim) float32, label ids, reference text)."""
         if feats.ndim != 2 or feats.shape[1] != self.dim:
             raise ValueError(f"{utt_id}: features of shape {feats.shape}, expected (T, {self.dim})")
-        self._feats.write(np.ascontiguousarray(feats, dtype=np.float32).tobytes())
-        self._labels.write(np.ascontiguousarray(labels, dtype=np.int32).tobytes())
+        with reporting_write_errors(self.partial, "prepared features"):
+            self._feats.write(np.ascontiguousarray(feats, dtype=np.float32).tobytes())
+            self._labels.write(np.ascontiguousarray(labels, dtype=np.int32).tobytes())
         self.ids.append(utt_id)
         self.speakers.append(speaker)
         self.refs.append(ref)
@@ -59,20 +61,24 @@ class SplitWriter:
         self.num_labels.append(int(labels.shape[0]))
 
     def close(self, extra: dict | None = None) -> None:
-        """Turn the raw streams into .npy files, write the index, and rename the folder into place."""
-        self._feats.close()
-        self._labels.close()
-        total = sum(self.num_frames)
-        _raw_to_npy(self.partial / "feats.raw", self.partial / "feats.npy", np.float32, (total, self.dim))
-        _raw_to_npy(self.partial / "labels.raw", self.partial / "labels.npy", np.int32, (sum(self.num_labels),))
-        index = {"dim": self.dim, "ids": self.ids, "speakers": self.speakers, "refs": self.refs,
-                 "num_frames": self.num_frames, "num_labels": self.num_labels, **(extra or {})}
-        (self.partial / "index.json").write_text(json.dumps(index))
-        (self.partial / "DONE").write_text("ok\n")
-        _fsync_dir(self.partial)
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
-        os.replace(self.partial, self.folder)
+        """Turn the raw streams into .npy files, write the index, and rename the folder into place.
+
+        A failed write (disk full, permissions) is a one-line LstmAsrError; the split stays unfinished (no DONE).
+        """
+        with reporting_write_errors(self.partial, "prepared features"):
+            self._feats.close()
+            self._labels.close()
+            total = sum(self.num_frames)
+            _raw_to_npy(self.partial / "feats.raw", self.partial / "feats.npy", np.float32, (total, self.dim))
+            _raw_to_npy(self.partial / "labels.raw", self.partial / "labels.npy", np.int32, (sum(self.num_labels),))
+            index = {"dim": self.dim, "ids": self.ids, "speakers": self.speakers, "refs": self.refs,
+                     "num_frames": self.num_frames, "num_labels": self.num_labels, **(extra or {})}
+            (self.partial / "index.json").write_text(json.dumps(index))
+            (self.partial / "DONE").write_text("ok\n")
+            _fsync_dir(self.partial)
+            if self.folder.exists():
+                shutil.rmtree(self.folder)
+            os.replace(self.partial, self.folder)
 
 
 def _raw_to_npy(raw: Path, npy: Path, dtype: type, shape: tuple[int, ...]) -> None:

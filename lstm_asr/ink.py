@@ -162,7 +162,9 @@ def normalize(ink: Ink, deskew: bool = True, deslant: bool = True) -> Ink:
             xy[:, 0] -= slant * xy[:, 1]
     lo, hi = np.percentile(xy[:, 1], [20, 80])  # the core band holds most of the ink; ascenders are rarer
     height = hi - lo
-    if height <= 0:
+    # A band that is nothing next to the ink's extent is degenerate (a flat line; or 1e-17 of rounding after
+    # deskewing two points, which made x / height astronomically large: found by tests/test_fuzz.py).
+    if height <= 1e-3 * max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1])):
         height = max(np.ptp(xy[:, 1]), np.ptp(xy[:, 0]) / 10, 1e-6)
     xy[:, 1] = (xy[:, 1] - (lo + hi) / 2) / height
     xy[:, 0] = (xy[:, 0] - xy[:, 0].min()) / height
@@ -171,14 +173,26 @@ def normalize(ink: Ink, deskew: bool = True, deslant: bool = True) -> Ink:
     return Ink(np.split(pts, np.cumsum([len(s) for s in ink.strokes])[:-1]), Counter(ink.repairs))
 
 
+MAX_MAGNITUDE = 1e15  # pen coordinates are thousands; times up to ~1e9 (IAM-OnDB stores Unix seconds)
+MAX_RESAMPLED_POINTS = 200_000
+"""A text line is a few thousand points at the default spacing; far more means the ink is not a line of
+handwriting (or ``spacing`` is absurdly small), and is refused before the points are allocated."""
+
+
 def resample(ink: Ink, spacing: float) -> Ink:
     """Points every ``spacing`` units of arc length along each stroke (first and last point kept); time is
-    interpolated along with the position."""
+    interpolated along with the position. More than :data:`MAX_RESAMPLED_POINTS` points is an LstmAsrError."""
+    arcs = [np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(s[:, :2], axis=0).T))]) for s in ink.strokes]
+    lengths = np.array([arc[-1] for arc in arcs])
+    if not np.isfinite(lengths).all():
+        raise LstmAsrError("ink coordinates too large to normalise: not pen data")
+    counts = [max(int(min(np.ceil(length / spacing), 2.0**62)), 1) if length > 0 else 0 for length in lengths]
+    if sum(counts) + len(arcs) > MAX_RESAMPLED_POINTS:
+        raise LstmAsrError(f"{sum(counts) + len(arcs)} points after resampling every {spacing:g} core heights (at "
+                           f"most {MAX_RESAMPLED_POINTS}): not a line of handwriting")
     out = []
-    for s in ink.strokes:  # per stroke; each is vectorised with np.interp
-        arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(s[:, :2], axis=0).T))])
-        n = max(int(np.ceil(arc[-1] / spacing)), 1)
-        at = np.linspace(0.0, arc[-1], n + 1) if arc[-1] > 0 else np.zeros(1)
+    for s, arc, n in zip(ink.strokes, arcs, counts, strict=True):  # per stroke; each vectorised with np.interp
+        at = np.linspace(0.0, arc[-1], n + 1) if n else np.zeros(1)
         out.append(np.stack([np.interp(at, arc, s[:, k]) for k in range(3)], axis=1))
     return Ink(out, Counter(ink.repairs))
 
@@ -197,9 +211,19 @@ def ink_features(ink: Ink) -> np.ndarray:
 
 
 def featurize_ink(ink: Ink, cfg: InkFeatureConfig) -> tuple[np.ndarray, Ink]:
-    """Repair, normalise, resample, and compute features; also returns the resampled ink (for point times)."""
+    """Repair, normalise, resample, and compute features; also returns the resampled ink (for point times).
+
+    Ink whose coordinates or times reach :data:`MAX_MAGNITUDE` (where sums and differences of them overflow), or
+    whose features would not be finite, is an LstmAsrError: a NaN must never reach training.
+    """
+    pts = ink.points()
+    if len(pts) and not np.all(np.abs(pts) < MAX_MAGNITUDE):  # also False for NaN
+        raise LstmAsrError(f"coordinates or times beyond {MAX_MAGNITUDE:g}: not pen data")
     fixed = repair(ink)
     if fixed.num_points == 0:
         raise LstmAsrError("no points")
     norm = resample(normalize(fixed, cfg.deskew, cfg.deslant), cfg.spacing)
-    return ink_features(norm), norm
+    feats = ink_features(norm)
+    if not np.isfinite(feats).all():
+        raise LstmAsrError("non-finite ink features (degenerate coordinates or times)")
+    return feats, norm

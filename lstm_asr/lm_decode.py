@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,25 @@ def read_lexicon(path: str | Path, tokens: list[str]) -> dict[str, list[list[str
     if not lexicon:
         raise LstmAsrError(f"{path}: lexicon is empty")
     return lexicon
+
+
+def spelling_lexicon(sentences: list[list[str]], tokens: list[str]) -> tuple[list[tuple[str, list[str]]], Counter]:
+    """A lexicon for a character model: every distinct word of ``sentences`` spelt in the model's characters,
+    followed by the word boundary ``|`` (``HELLO H E L L O |``), sorted.
+
+    Words using a character the model lacks cannot be spelt and are left out; they are returned counted, so the
+    caller can report them. Only for character models (the token list must contain ``|``).
+    """
+    if "|" not in tokens:
+        raise LstmAsrError("a spelling lexicon needs a character model (its tokens have no '|' word boundary)")
+    known = set(tokens) - {BLANK, "|"}
+    entries, unspellable = [], Counter()
+    for word in sorted({w for sentence in sentences for w in sentence}):
+        if all(c in known for c in word):
+            entries.append((word, [*word, "|"]))
+        else:
+            unspellable[word] += 1
+    return entries, unspellable
 
 
 class LMDecoder:

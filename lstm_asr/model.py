@@ -138,7 +138,8 @@ class BLSTMCTC(nn.Module):
             x = self.dropout(layer(x, lengths))
             if i < c.pyramid:
                 x, lengths = stack_frames(x, lengths, 2, 2)
-        return torch.log_softmax(self.output(x), dim=-1)
+        # Log-softmax in the weights' precision: CPU autocast would return bf16 log-probs to the CTC loss and decoders.
+        return torch.log_softmax(self.output(x).to(self.output.weight.dtype), dim=-1)
 
     def num_parameters(self) -> int:
         """Number of trainable weights (Graves 2013 quotes 3.8M for 3x250 with 123 inputs and 62 outputs)."""

@@ -216,8 +216,9 @@ def bigram_fusion_scores(lm: NgramLM, symbols: Sequence[str], weight: float, ins
 
 # --- ARPA reading ---
 
-_SECTION = re.compile(r"^\\(\d+)-grams:$")
-_COUNT = re.compile(r"^ngram\s+(\d+)\s*=\s*(\d+)$")
+# At most 18 digits: int() refuses strings of over 4300 digits (ValueError), and no real count is that large.
+_SECTION = re.compile(r"^\\(\d{1,18})-grams:$")
+_COUNT = re.compile(r"^ngram\s+(\d{1,18})\s*=\s*(\d{1,18})$")
 
 
 def read_arpa(path: str | Path) -> NgramLM:
@@ -279,8 +280,10 @@ def read_arpa(path: str | Path) -> NgramLM:
             bow = float(fields[k + 1]) if len(fields) == k + 2 else None
         except ValueError:
             raise fail(lineno, f"not a number in {line[:60]!r}") from None
-        if math.isnan(prob) or prob > 1e-6 or (bow is not None and math.isnan(bow)):
+        if math.isnan(prob) or prob > 1e-6:
             raise fail(lineno, f"log10 probability must be <= 0, got {fields[0]}")
+        if bow is not None and (math.isnan(bow) or bow == math.inf):  # +inf + a -inf probability scores NaN
+            raise fail(lineno, f"back-off weight must be a number below infinity, got {fields[k + 1]}")
         gram = tuple(fields[1:k + 1])
         probs[k][gram] = prob
         if bow is not None:
@@ -294,8 +297,9 @@ def read_arpa(path: str | Path) -> NgramLM:
             raise LstmAsrError(f"{path}: header declares {count} {n}-grams, the \\{n}-grams: section has "
                                f"{len(probs[n])}")
     order = max(declared)
-    if sorted(declared) != list(range(1, order + 1)):
-        raise LstmAsrError(f"{path}: n-gram orders {sorted(declared)} are not 1..{order}")
+    # Compare with 1..len(declared), not 1..order: a header claiming order 10^12 must not build a list that long.
+    if sorted(declared) != list(range(1, len(declared) + 1)):
+        raise LstmAsrError(f"{path}: n-gram orders {sorted(declared)[:10]} are not 1..{order}")
     return NgramLM(order, probs, backoffs)
 
 

@@ -3,6 +3,7 @@
 Each split is featurised in parallel worker processes and written as contiguous arrays (``feature_store``). A
 fingerprint of the corpus listing (paths, sizes, modification times, labels), the feature settings and the token
 inventory is kept with every split, so ``train`` can tell when the store is missing or stale and re-run prep itself.
+Work is saved in shards as it goes (``prep_shards``), so a killed prep resumes where it stopped.
 Bad utterances are skipped and counted, never silently dropped: unreadable audio, bad label files, and utterances
 whose labels CTC cannot fit into their frames.
 """
@@ -14,9 +15,10 @@ import json
 import multiprocessing as mp
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +27,7 @@ from .errors import LstmAsrError
 from .feature_store import FeatureSplit, SplitWriter
 from .features import FeatureConfig
 from .model import ctc_min_frames
+from .prep_shards import DEFAULT_SHARD_SIZE, Shard, ShardStore
 from .recipe import Recipe
 from .tokens import TokenSet
 
@@ -43,6 +46,9 @@ class SplitReport:
     examples: dict[str, str] = field(default_factory=dict)  # reason -> first file with it
     reused: bool = False
     repaired: Counter = field(default_factory=Counter)  # input glitches fixed (kind -> count), e.g. pen data
+    reused_shards: int = 0  # shards a previous, interrupted prep finished (lstm_asr/prep_shards.py)
+    reused_items: int = 0  # the utterances in them (skipped ones included)
+    featurized: int = 0  # utterances featurised by this run
 
     @property
     def hours(self) -> float:
@@ -58,6 +64,9 @@ class SplitReport:
             head += f", {self.speakers} speakers"
         if self.reused:
             head += " (up to date, reused)"
+        if self.reused_shards:
+            head += (f"; resumed: reused {self.reused_shards} shards ({self.reused_items} utterances), "
+                     f"featurized {self.featurized}")
         if self.repaired:
             head += "; repaired: " + ", ".join(f"{n} x {r}" for r, n in self.repaired.most_common())
         if self.skipped:
@@ -138,9 +147,49 @@ def featurize(args: tuple[Callable, str, dict, dict]) -> tuple[np.ndarray | None
         return None, str(exc).removeprefix(f"{path}: ")
 
 
+def _keep_or_skip(shard: Shard, it: CorpusItem, feats: np.ndarray | tuple | None, err: str,
+                  tokens: TokenSet) -> None:
+    """Record one featurised item in ``shard``: kept, or skipped with the reason (bad file, labels, CTC)."""
+    if feats is None:
+        shard.skip(str(it.path), err)
+        return
+    if isinstance(feats, tuple):  # (features, {repair: count}): glitches a reader fixed, counted
+        feats, fixed = feats
+        shard.repaired.update(fixed)
+    try:
+        ids = np.asarray(tokens.encode(it.labels), dtype=np.int32)
+    except KeyError as exc:
+        shard.skip(str(it.path), f"label not in the token set ({exc.args[0]})")
+        return
+    if len(ids) == 0:
+        shard.skip(str(it.path), "no labels")
+        return
+    if feats.shape[0] < ctc_min_frames(ids.tolist()):
+        shard.skip(str(it.path), "CTC-infeasible: more labels than frames")
+        return
+    shard.add(it.utt_id, it.speaker, feats, ids, " ".join(it.labels))
+
+
+# Tasks handed to the pool at a time. Pool.imap's feeder thread puts every task into a pipe at once; when the
+# pipe is full it blocks, and if the caller then stops early (an error, Ctrl-C) Pool.terminate() waits for that
+# thread forever. A window of tasks that fits the pipe keeps the feeder from ever blocking.
+_POOL_WINDOW = 32
+
+
+def _bounded_imap(pool: Any, args: list[tuple]) -> Iterator[Any]:
+    """``pool.imap(featurize, args)`` in order, with at most :data:`_POOL_WINDOW` tasks in flight."""
+    for start in range(0, len(args), _POOL_WINDOW):
+        yield from pool.imap(featurize, args[start:start + _POOL_WINDOW], chunksize=4)
+
+
 def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenSet, jobs: int = 2,
-               force: bool = False, progress: Callable | None = None) -> SplitReport:
-    """Featurise one split into ``out`` unless an up-to-date copy is there already."""
+               force: bool = False, progress: Callable | None = None,
+               shard_size: int = DEFAULT_SHARD_SIZE) -> SplitReport:
+    """Featurise one split into ``out`` unless an up-to-date copy is there already.
+
+    The work is saved in shards of ``shard_size`` utterances as it goes; a run after an interrupted one reuses the
+    finished, up-to-date shards and featurises only the rest (``report.reused_shards``, ``report.featurized``).
+    """
     listing = source.split(split)
     items = listing.items
     if not items:
@@ -157,49 +206,76 @@ def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenS
                 report.examples.update(done.index.get("skip_examples", {}))
                 report.repaired.update(done.index.get("repaired", {}))
                 report.reused = True
+                ShardStore(out.with_name(out.name + ".shards")).clear()  # left if killed right after finishing
                 return report
         except LstmAsrError:
             pass  # unreadable: rebuild it
     for path, reason in listing.skipped:
         report.skip(path, reason)
+    # Work in shards of consecutive items, each durable on its own (lstm_asr/prep_shards.py): a killed prep
+    # resumes from the shards it finished, and a shard that is stale (other items or settings) or damaged is redone.
+    shards = ShardStore(out.with_name(out.name + ".shards"))
+    if force:
+        shards.clear()
+    plan = [(s, min(s + max(1, shard_size), len(items))) for s in range(0, len(items), max(1, shard_size))]
+    fps = {s: _fingerprint(items[s:e], cfg, tokens.symbols) for s, e in plan}
+    shards.remove_others({s for s, _ in plan})
+    todo = []
+    for s, e in plan:
+        if shards.load(s, e, fps[s], cfg.dim) is None:
+            todo.append((s, e))
+        else:
+            report.reused_shards += 1
+            report.reused_items += e - s
+    if todo:
+        args = [(type(source).featurize, str(it.path), cfg.to_dict(), it.audio_options())
+                for s, e in todo for it in items[s:e]]
+        ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
+        with ctx.Pool(max(1, jobs), initializer=_worker_init) as pool:
+            results = _bounded_imap(pool, args)
+            for s, e in todo:
+                shard = Shard(s, e, fps[s], cfg.dim)
+                for it in items[s:e]:
+                    feats, err = next(results)
+                    if progress:
+                        progress()
+                    _keep_or_skip(shard, it, feats, err, tokens)
+                shards.write(shard)
+                report.featurized += e - s
+    # Concatenate the shards, in order, into the contiguous store; the report is replayed from their records so
+    # that a resumed split reports (and stores) exactly what an uninterrupted one does.
     writer = SplitWriter(out, cfg.dim)
-    args = [(type(source).featurize, str(it.path), cfg.to_dict(), it.audio_options()) for it in items]
-    ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
-    with ctx.Pool(max(1, jobs), initializer=_worker_init) as pool:
-        for it, (feats, err) in zip(items, pool.imap(featurize, args, chunksize=4), strict=True):
-            if progress:
-                progress()
-            if feats is None:
-                report.skip(str(it.path), err)
-                continue
-            if isinstance(feats, tuple):  # (features, {repair: count}): glitches a reader fixed, counted
-                feats, fixed = feats
-                report.repaired.update(fixed)
-            try:
-                ids = np.asarray(tokens.encode(it.labels), dtype=np.int32)
-            except KeyError as exc:
-                report.skip(str(it.path), f"label not in the token set ({exc.args[0]})")
-                continue
-            if len(ids) == 0:
-                report.skip(str(it.path), "no labels")
-                continue
-            if feats.shape[0] < ctc_min_frames(ids.tolist()):
-                report.skip(str(it.path), "CTC-infeasible: more labels than frames")
-                continue
-            writer.add(it.utt_id, it.speaker, feats, ids, " ".join(it.labels))
+    for s, e in plan:
+        shard = shards.load(s, e, fps[s], cfg.dim)
+        if shard is None:
+            raise LstmAsrError(f"{shards.path(s)}: prep shard vanished or was damaged while prep ran; run prep again")
+        for entry in shard.entries:
+            if "skip" in entry:
+                report.skip(entry["skip"], entry["reason"])
+        report.repaired.update(shard.repaired)
+        for entry, feats, ids in shard.kept():
+            writer.add(entry["id"], entry["speaker"], feats, ids, entry["ref"])
             report.utterances += 1
-            report.frames += feats.shape[0]
+            report.frames += entry["frames"]
+        if progress and (s, e) not in todo:
+            for _ in range(e - s):
+                progress()
     report.speakers = len(set(writer.speakers))
     if report.utterances == 0:
         raise LstmAsrError(f"{source.root}: no utterance of split '{split}' could be prepared ({report.summary()})")
     writer.close({"fingerprint": fp, "tokens": tokens.symbols, "features": cfg.to_dict(),
                   "skipped": dict(report.skipped), "skip_examples": report.examples,
                   "repaired": dict(report.repaired)})
+    shards.clear()
     return report
 
 
-def prep(recipe: Recipe, force: bool = False, jobs: int | None = None, show_progress: bool = True) -> list[SplitReport]:
-    """Prepare the train, dev and test splits a recipe names (generating the corpus first if it says so)."""
+def prep(recipe: Recipe, force: bool = False, jobs: int | None = None, show_progress: bool = True,
+         shard_size: int = DEFAULT_SHARD_SIZE) -> list[SplitReport]:
+    """Prepare the train, dev and test splits a recipe names (generating the corpus first if it says so).
+
+    Resumable: finished work is kept in shards of ``shard_size`` utterances (see :func:`prep_split`).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     root = ensure_corpus(recipe, progress=show_progress)
@@ -216,7 +292,7 @@ def prep(recipe: Recipe, force: bool = False, jobs: int | None = None, show_prog
         for split in splits:
             task = bar.add_task(split, total=None)
             report = prep_split(source, split, out / split, cfg, tokens, jobs=jobs, force=force,
-                                progress=lambda t=task: bar.advance(t))
+                                progress=lambda t=task: bar.advance(t), shard_size=shard_size)
             done = report.utterances + sum(report.skipped.values())
             bar.update(task, total=done, completed=done)
             reports.append(report)

@@ -9,7 +9,9 @@ check, so they are checked the same way.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any
 import yaml
 
 from .errors import RecipeError
+from .path_names import name_problem
 
 
 @dataclass
@@ -103,6 +106,9 @@ class TrainingSection:
     spec_time_width: int = 20  # ... of up to this many frames
     spec_freq_masks: int = 0  # ... and frequency masks
     spec_freq_width: int = 8  # ... of up to this many feature dims
+    tensorboard: bool | str = "auto"  # event files in EXP/tensorboard/: true, false, auto (when tensorboard imports)
+    device: str = "auto"  # auto (CUDA when available), cpu or cuda; under torchrun: the GPU of LOCAL_RANK
+    precision: str = "fp32"  # fp32, bf16 (autocast) or fp16 (autocast + GradScaler, CUDA only); CTC stays fp32
 
 
 @dataclass
@@ -145,6 +151,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.peephole_output_activation": ("tanh", "identity"),
     "training.optimizer": ("adam", "sgd"),
     "training.schedule": ("constant", "newbob", "cosine"),
+    "training.device": ("auto", "cpu", "cuda"),
+    "training.precision": ("fp32", "bf16", "fp16"),
 }
 
 POSITIVE = {"features.num_mel_bins", "model.hidden", "model.layers", "model.stack_frames", "model.subsample",
@@ -165,6 +173,64 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
+_MAX_INT = 2**63 - 1
+_MAX_METADATA_VALUES = 100_000
+_MAX_METADATA_DEPTH = 50
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr`` for messages: shortened, and safe for integers too long to print (``str`` refuses > 4300 digits)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        text = f"<{type(value).__name__} too large to print>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _plain_data(value: dict, key_path: str, source: str) -> dict:
+    """Free-form data (``metadata``) as plain values: strings, numbers, booleans, None, lists and mappings.
+
+    Checkpoints store the recipe and are loaded with ``weights_only``, which refuses the dates and sets YAML can
+    produce (so ``date: 2024-05-01`` becomes the string ``"2024-05-01"``). YAML aliases can build a
+    self-referencing or exponentially large structure (a "billion laughs") that would hang or exhaust memory when
+    the recipe is copied or saved: both are refused by a bound on the values visited and the nesting depth.
+    """
+    budget = [_MAX_METADATA_VALUES]
+
+    def too_big() -> RecipeError:
+        return RecipeError(source, key_path, f"too large or nested too deeply (at most {_MAX_METADATA_VALUES} "
+                                             f"values and {_MAX_METADATA_DEPTH} levels, YAML aliases expanded)")
+
+    def scalar(v: Any, where: str) -> Any:
+        if v is None or isinstance(v, bool | str | float):
+            return v
+        if isinstance(v, int):
+            if abs(v) > _MAX_INT:
+                raise RecipeError(source, where, f"integer out of range (at most {_MAX_INT} in magnitude)")
+            return v
+        if isinstance(v, datetime.date):  # datetime.datetime too
+            return v.isoformat()
+        raise RecipeError(source, where, f"unsupported value {_show(v)} (use strings, numbers, lists, mappings)")
+
+    def convert(v: Any, where: str, depth: int) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0 or depth > _MAX_METADATA_DEPTH:
+            raise too_big()
+        if isinstance(v, dict):
+            out = {}
+            for k, x in v.items():
+                k = scalar(k, where)
+                out[k] = convert(x, f"{where}.{_show(k) if not isinstance(k, str) else k}", depth + 1)
+            return out
+        if isinstance(v, list | tuple | set | frozenset):
+            items = [convert(x, where, depth + 1) for x in v]
+            # A set has no order; sort it so the recipe (compared on --resume) is the same on every run.
+            return sorted(items, key=lambda x: (type(x).__name__, str(x))) if isinstance(v, set | frozenset) else items
+        return scalar(v, where)
+
+    return convert(value, key_path, 0)
+
+
 def _build(cls: type, data: Any, path: str, source: str) -> Any:
     """Build dataclass ``cls`` from ``data``, checking keys and types recursively."""
     if data is None:
@@ -175,9 +241,10 @@ def _build(cls: type, data: Any, path: str, source: str) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in data.items():
-        key_path = f"{path}.{key}" if path else str(key)
+        key_text = key if isinstance(key, str) else _show(key)
+        key_path = f"{path}.{key_text}" if path else key_text
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
+            close = difflib.get_close_matches(key_text, names, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(names)})"
             raise RecipeError(source, key_path, f"unknown key{hint}")
         kwargs[key] = _convert(hints[key], value, key_path, source)
@@ -190,34 +257,46 @@ def _convert(tp: Any, value: Any, key_path: str, source: str) -> Any:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _convert(args[0], value, key_path, source)
+        for arg in args[:-1]:  # e.g. bool | str: the first type that takes the value
+            try:
+                return _convert(arg, value, key_path, source)
+            except RecipeError:
+                pass
+        return _convert(args[-1], value, key_path, source)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key_path, source)
     if origin is dict:
         if not isinstance(value, dict):
-            raise RecipeError(source, key_path, f"expected a mapping, got {value!r}")
-        return value
+            raise RecipeError(source, key_path, f"expected a mapping, got {_show(value)}")
+        return _plain_data(value, key_path, source)
     if tp is bool:
         if not isinstance(value, bool):
-            raise RecipeError(source, key_path, f"expected true or false, got {value!r}")
+            raise RecipeError(source, key_path, f"expected true or false, got {_show(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise RecipeError(source, key_path, f"expected an integer, got {value!r}")
+            raise RecipeError(source, key_path, f"expected an integer, got {_show(value)}")
+        if abs(value) > _MAX_INT:  # also keeps huge values out of messages (str() of a 5000-digit int fails)
+            raise RecipeError(source, key_path, f"integer out of range (at most {_MAX_INT} in magnitude)")
         return value
     if tp is float:
         # YAML reads "1e-3" as a string (YAML 1.1); accept numeric strings for floats only.
+        number = None
         if isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RecipeError(source, key_path, f"expected a number, got {value!r}")
-        return float(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value) if not isinstance(value, int) or abs(value) <= _MAX_INT else math.inf
+        if number is None:
+            raise RecipeError(source, key_path, f"expected a number, got {_show(value)}")
+        if not math.isfinite(number):  # nan would pass every "> 0" check and poison training
+            raise RecipeError(source, key_path, f"expected a finite number, got {_show(value)}")
+        return number
     if tp is str:
         if not isinstance(value, str):
-            raise RecipeError(source, key_path, f"expected a string, got {value!r}")
+            raise RecipeError(source, key_path, f"expected a string, got {_show(value)}")
         return value
     raise RecipeError(source, key_path, f"unsupported type {_type_name(tp)}")
 
@@ -245,6 +324,8 @@ def _check_values(recipe: Recipe, source: str) -> None:
             raise RecipeError(source, key, f"must be >= 0, got {value!r}")
     if recipe.model.dropout >= 1:
         raise RecipeError(source, "model.dropout", f"must be < 1, got {recipe.model.dropout}")
+    if recipe.training.precision == "fp16" and recipe.training.device == "cpu":
+        raise RecipeError(source, "training.precision", "fp16 needs training.device cuda or auto (use bf16 on CPU)")
     if recipe.model.projection and recipe.model.cell != "lstm":
         raise RecipeError(source, "model.projection", f"a projection needs cell lstm, not {recipe.model.cell!r}")
     if recipe.model.projection >= recipe.model.hidden:
@@ -253,8 +334,17 @@ def _check_values(recipe: Recipe, source: str) -> None:
         raise RecipeError(source, "model.pyramid", f"must be below model.layers ({recipe.model.layers})")
     if recipe.features.deltas > 2:
         raise RecipeError(source, "features.deltas", "must be 0, 1 or 2")
+    if recipe.training.tensorboard not in (True, False, "auto"):
+        raise RecipeError(source, "training.tensorboard", f"expected true, false or auto, got "
+                          f"{recipe.training.tensorboard!r}")
     if not recipe.corpus.path:
         raise RecipeError(source, "corpus.path", "is required (set it in the recipe or with --set corpus.path=DIR)")
+    # These name folders lstm-asr writes (exp/<name>, <feature store>/<split>): they must stay inside them.
+    for key in ("name", "corpus.train_split", "corpus.dev_split", "corpus.test_split"):
+        value = get(key)
+        if (value or key != "name") and (problem := name_problem(value)) is not None:
+            raise RecipeError(source, key, f"{_show(value)} {problem}: it names a folder that must stay inside the "
+                              "experiments or feature-store folder")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -268,7 +358,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise RecipeError("--set", key, f"value is not valid YAML: {exc.problem}") from None
+        problem = getattr(exc, "problem", None) or _first_line(exc)  # a ReaderError has no .problem
+        raise RecipeError("--set", key, f"value is not valid YAML: {problem}") from None
+    except _YAML_VALUE_ERRORS as exc:
+        raise RecipeError("--set", key, f"value is not valid YAML: {_first_line(exc)}") from None
     return parts, value
 
 
@@ -314,11 +407,27 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise RecipeError(path, "", f"{where}invalid YAML ({getattr(exc, 'problem', exc)})") from None
+        problem = getattr(exc, "problem", None) or _first_line(exc)  # a ReaderError has no .problem
+        raise RecipeError(path, "", f"{where}invalid YAML ({problem})") from None
+    except _YAML_VALUE_ERRORS as exc:
+        raise RecipeError(path, "", f"invalid YAML ({_first_line(exc)})") from None
     recipe = recipe_from_dict(data, str(path), overrides)
     if not recipe.name:
         recipe.name = f"{path.parent.name}_{path.stem}" if path.parent.name else path.stem
+        if (problem := name_problem(recipe.name)) is not None:  # e.g. a file named "...yaml" gives ".."
+            raise RecipeError(path, "name", f"the name taken from the file name, {recipe.name!r}, {problem}; set "
+                              "name: in the recipe")
     return recipe
+
+
+# PyYAML's safe constructors raise these (not YAMLError) for e.g. a date that does not exist (2021-02-30), an
+# integer of more than 4300 digits or ``!!float x``; nesting deeper than Python's recursion limit is RecursionError.
+_YAML_VALUE_ERRORS = (ValueError, TypeError, OverflowError, RecursionError)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0][:120] if lines else "") or type(exc).__name__
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -15,6 +15,7 @@ from .corpus import SOURCES
 from .ctc_decode import greedy_decode, prefix_beam_search
 from .errors import LstmAsrError
 from .features import FeatureConfig, compute_features
+from .long_decode import DEFAULT_WINDOW, WindowConfig, is_long, windowed_log_probs
 from .model import BLSTMCTC, ModelConfig
 
 
@@ -101,12 +102,20 @@ class Recognizer:
         feats = compute_features(waveform, self.features)
         return self.model(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))[0]
 
-    def transcribe(self, path: str | Path, beam: int = 1, token_top_k: int = 0) -> Transcript:
-        """Decode one file of any format soundfile reads (resampled, downmixed)."""
+    def transcribe(self, path: str | Path, beam: int = 1, token_top_k: int = 0,
+                   window: WindowConfig | None = DEFAULT_WINDOW) -> Transcript:
+        """Decode one file of any format soundfile reads (resampled, downmixed).
+
+        A recording longer than ``window`` (with its two contexts) is decoded window by window in bounded memory
+        (:mod:`lstm_asr.long_decode`); ``window=None`` always decodes the file whole.
+        """
         from .audio import load_audio
 
-        wav = load_audio(path, self.features.sample_rate)
-        lp = self.log_probs(wav)
+        if isinstance(self.model, BLSTMCTC) and is_long(path, self.features, self.model.frame_reduction, window):
+            lp, duration = windowed_log_probs(self.model, self.features, path, window)
+        else:
+            wav = load_audio(path, self.features.sample_rate)
+            lp, duration = self.log_probs(wav), wav.numel() / self.features.sample_rate
         if beam <= 1:
             hyp = greedy_decode(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
         else:
@@ -117,5 +126,5 @@ class Recognizer:
         # A token spans from the frame it is first emitted to the next token's frame (CTC spikes carry no
         # duration; this is the usual convention for token times from CTC output).
         times = [(f * shift, e * shift) for f, e in zip(frames, ends, strict=True)]
-        return Transcript(str(path), [self.tokens[i] for i in hyp.tokens], times, float(hyp.score),
-                          wav.numel() / self.features.sample_rate, self.units)
+        return Transcript(str(path), [self.tokens[i] for i in hyp.tokens], times, float(hyp.score), duration,
+                          self.units)

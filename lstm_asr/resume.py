@@ -81,10 +81,33 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): data}
 
 
+# Keys that change how a run is watched or how long it may go on, not what it computes: resuming with another
+# value is normal (more minutes for a run that hit its budget, fewer threads on a busier machine).
+RUNTIME_KEYS = frozenset({"training.threads", "training.max_minutes", "training.log_every", "training.tensorboard",
+                          "training.device"})
+
+
 def recipe_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Dotted keys whose values differ between two recipe dicts (keys present in only one included)."""
+    """Dotted keys whose values differ between two recipe dicts, :data:`RUNTIME_KEYS` aside.
+
+    A key missing from ``old`` (a checkpoint written before the key existed) counts as differing only when ``new``
+    sets it to something other than its default.
+    """
+    from .recipe import Recipe
+
     a, b = _flatten(old), _flatten(new)
-    return sorted(k for k in a.keys() | b.keys() if a.get(k, "<absent>") != b.get(k, "<absent>"))
+    defaults = _flatten(Recipe().to_dict())
+    absent = object()
+    diff = []
+    for k in a.keys() | b.keys():
+        if k in RUNTIME_KEYS:
+            continue
+        va, vb = a.get(k, absent), b.get(k, absent)
+        if va is absent and vb == defaults.get(k, absent):
+            continue
+        if va != vb:
+            diff.append(k)
+    return sorted(diff)
 
 
 def check_resumable(ckpt: dict[str, Any], recipe: dict[str, Any], model_config: dict[str, Any], path: Any,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from dataclasses import asdict
@@ -28,8 +27,10 @@ import torch
 from .batching import bucket_batches
 from .checkpoint import load_checkpoint, save_checkpoint
 from .corpus import score_units_for
+from .devices import MixedPrecision
+from .distributed import Distributed, NullWriter, distributed_session
 from .error_rates import extra_rates, metric_name
-from .errors import LstmAsrError
+from .errors import LstmAsrError, reporting_write_errors
 from .evaluate import CONVENTIONS, decode_split, per_speaker, score_split, write_decode_dir
 from .feature_store import FeatureSplit
 from .features import Normalizer
@@ -40,6 +41,7 @@ from .recipe import Recipe, dump_recipe
 from .regularizers import spec_mask, weight_noise
 from .resume import LoopState, check_resumable, rng_states, set_rng_states
 from .schedules import next_lr, set_lr
+from .tensorboard_log import open_tensorboard
 from .units import resolve_units
 
 
@@ -91,14 +93,37 @@ def model_checkpoint(model: BLSTMCTC, recipe: Recipe, tokens: list[str], **extra
 
 
 class MetricsLog:
-    """Appends one JSON object per line to ``metrics.jsonl`` (flushed each time: a crash loses nothing)."""
+    """Appends one JSON object per line to ``metrics.jsonl`` (flushed each time: a crash loses nothing), and forwards
+    each record to TensorBoard event files in ``tensorboard/`` beside it when ``tensorboard`` says so (true, or auto
+    with the package installed: lstm_asr/tensorboard_log.py)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, tensorboard: bool | str = False, metric: str = "PER") -> None:
         self.path = path
+        self.board = open_tensorboard(path.parent / "tensorboard", tensorboard, metric, history=path)
 
     def write(self, **record: Any) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+        record = {"time": round(time.time(), 3), **record}
+        with reporting_write_errors(self.path, "training metrics"), open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.board is not None:
+            self.board.write(record)
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
+
+
+def set_aside_previous_run(out: Path) -> None:
+    """A new run in a folder that holds an earlier one's logs: keep those as ``metrics.jsonl.1`` (``.2``, ...) and
+    ``tensorboard.1`` instead of appending the new run to them (its checkpoints are replaced as it goes)."""
+    for name in ("metrics.jsonl", "tensorboard"):
+        old = out / name
+        if old.exists():
+            k = 1
+            while (out / f"{name}.{k}").exists():
+                k += 1
+            old.rename(out / f"{name}.{k}")
+            print(f"{old}: from an earlier run, kept as {name}.{k}")
 
 
 def train(recipe: Recipe, out: Path, show_progress: bool = True, resume: bool = False,
@@ -107,37 +132,65 @@ def train(recipe: Recipe, out: Path, show_progress: bool = True, resume: bool = 
 
     ``resume`` continues exactly from ``out/last.pt`` when there is one (see ``lstm_asr/resume.py``); ``force``
     accepts a recipe that differs from the checkpoint's.
+
+    Under ``torchrun`` this is one process of a data-parallel run (``lstm_asr/distributed.py``); rank 0 writes the
+    experiment and every process returns its results. ``training.device``/``precision``: ``lstm_asr/devices.py``.
     """
+    with distributed_session(recipe.training.device) as (dist, device):
+        return _train(recipe, out, show_progress, resume, force, dist, device)
+
+
+def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: bool, dist: Distributed,
+           device: torch.device) -> dict[str, Any]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     t = recipe.training
-    torch.set_num_threads(t.threads or os.cpu_count() or 1)
+    show_progress = show_progress and dist.is_main
+    amp = MixedPrecision(t.precision, device)
+    torch.set_num_threads(t.threads or dist.default_threads())
     seed_everything(t.seed)
     c = recipe.corpus
-    splits = load_splits(recipe, show_progress=show_progress)
+    splits = dist.main_first(lambda: load_splits(recipe, show_progress=show_progress))  # rank 0 preps, once
     train_split, dev_split, test_split = splits[c.train_split], splits[c.dev_split], splits[c.test_split]
     tokens = train_split.index["tokens"]
     score_units = score_units_for(c.type, c.units)
     metric = metric_name(c.type, c.units)  # PER for phones, CER for handwriting (lstm_asr/error_rates.py)
 
-    out.mkdir(parents=True, exist_ok=True)
-    log = MetricsLog(out / "metrics.jsonl")
+    last_path = out / "last.pt"
+    if dist.is_main:  # only rank 0 writes the experiment
+        with reporting_write_errors(out, "the experiment folder"):
+            out.mkdir(parents=True, exist_ok=True)
+            if not (resume and last_path.exists()):
+                set_aside_previous_run(out)
+    log = MetricsLog(out / "metrics.jsonl", t.tensorboard, metric) if dist.is_main else NullWriter()
     model = build_model(recipe, train_split.dim, len(tokens))
     model.normalizer.load_state_dict(normalizer_from(train_split).state_dict())
+    model.to(device)
     optimizer = build_optimizer(recipe, model)
     state = LoopState(lr=t.lr)
-    last_path = out / "last.pt"
-    if resume and last_path.exists():
-        ckpt = load_checkpoint(last_path)
+    # Rank 0 reads the checkpoint and hands it to the others (multi-node runs need no shared experiment folder).
+    ckpt = dist.from_main(lambda: load_checkpoint(last_path) if resume and last_path.exists() else None)
+    if ckpt is not None:
         check_resumable(ckpt, recipe.to_dict(), asdict(model.config), last_path, force)
+        dist.check_resume(ckpt, last_path)
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        amp.load_state_dict(ckpt.get("scaler"))
         state = LoopState.from_dict(ckpt["loop"])
         set_rng_states(ckpt["rng"])
+        own = dist.own_state(ckpt)
+        if own is not None:  # this process's own random states and loss sums
+            set_rng_states(own["rng"])
+            state.epoch_loss, state.epoch_utts, state.epoch_frames = own["sums"]
         print(f"resuming from {last_path}: epoch {state.epoch}, batch {state.step}")
     elif resume:
         print(f"no {last_path} yet: starting from scratch")
-    (out / "recipe.yaml").write_text(dump_recipe(recipe))
+    if dist.is_main:
+        with reporting_write_errors(out / "recipe.yaml", "the recipe as run"):
+            (out / "recipe.yaml").write_text(dump_recipe(recipe))
+    net = dist.wrap(model)  # DDP when distributed: gradients averaged over processes in backward()
+    if dist.active and ckpt is None:  # a resumed process has its own generators back already
+        seed_everything(dist.rank_seed(t.seed))
     params = model.num_parameters()
     print(f"Model: {model.config.layers}x{model.config.hidden} BLSTM, {params / 1e6:.2f}M weights, "
           f"{len(tokens)} outputs; train {len(train_split)} utterances, {train_split.num_frames.sum()} frames")
@@ -157,8 +210,13 @@ def train(recipe: Recipe, out: Path, show_progress: bool = True, resume: bool = 
 
     def save_last() -> None:
         state.elapsed = elapsed_before + time.time() - run_start
-        save_checkpoint(model_checkpoint(model, recipe, tokens, epoch=state.epoch, optimizer=optimizer.state_dict(),
-                                         loop=state.to_dict(), rng=rng_states()), last_path)
+        # Each process's generators and loss sums (collective: every process calls this at the same step).
+        ranks = dist.rank_states({"rng": rng_states(),
+                                  "sums": [state.epoch_loss, state.epoch_utts, state.epoch_frames]})
+        if dist.is_main:
+            save_checkpoint(model_checkpoint(model, recipe, tokens, epoch=state.epoch,
+                                             optimizer=optimizer.state_dict(), loop=state.to_dict(), rng=rng_states(),
+                                             scaler=amp.state_dict(), world_size=dist.world_size, **ranks), last_path)
 
     columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[fps]:,.0f} frames/s"),
@@ -167,8 +225,9 @@ def train(recipe: Recipe, out: Path, show_progress: bool = True, resume: bool = 
         while not state.done:
             epoch = state.epoch
             set_lr(optimizer, state.lr)
-            batches = [trainable[b] for b in bucket_batches(train_split.num_frames[trainable], t.max_frames,
-                                                            t.max_batch, seed=t.seed, epoch=epoch)]
+            batches = dist.shard([trainable[b] for b in bucket_batches(train_split.num_frames[trainable],
+                                                                       t.max_frames, t.max_batch, seed=t.seed,
+                                                                       epoch=epoch)])  # this process's share
             task = bar.add_task("train", total=len(batches), completed=state.step, epoch=epoch, loss=float("nan"),
                                 fps=0.0)
             model.train()
@@ -179,18 +238,22 @@ def train(recipe: Recipe, out: Path, show_progress: bool = True, resume: bool = 
                 feats, lengths, targets, target_lengths = train_split.batch(idx)
                 feats = spec_mask(feats, lengths, t.spec_time_masks, t.spec_time_width, t.spec_freq_masks,
                                   t.spec_freq_width)
+                feats, dev_lengths, targets = feats.to(device), lengths.to(device), targets.to(device)
                 optimizer.zero_grad(set_to_none=True)
                 with weight_noise(model, noise):
-                    loss = ctc_loss(model(feats, lengths), model.output_lengths(lengths), targets, target_lengths)
-                    finite = bool(torch.isfinite(loss))
+                    with amp.autocast():  # bf16/fp16 forward; ctc_loss computes in float32 whatever it is given
+                        loss = ctc_loss(net(feats, dev_lengths), model.output_lengths(dev_lengths), targets,
+                                        target_lengths)
+                    finite = dist.all_true(bool(torch.isfinite(loss)))  # every process steps, or none does
                     if finite:
-                        loss.backward()
+                        amp.backward(loss)
+                        amp.unscale_(optimizer)  # clip true gradients, not scaled fp16 ones
                         # The norm is computed even without clipping: a non-finite gradient must be caught too.
                         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip or math.inf)
                         finite = bool(torch.isfinite(grad_norm))
                 state.step += 1
                 if finite:
-                    optimizer.step()
+                    amp.step(optimizer)
                     state.bad_streak = 0
                     state.epoch_loss += loss.item() * len(idx)
                     state.epoch_utts += len(idx)
@@ -198,7 +261,8 @@ def train(recipe: Recipe, out: Path, show_progress: bool = True, resume: bool = 
                     frames_here += int(lengths.sum())
                 else:  # a non-finite loss or gradient must not reach the weights: skip the step, count it
                     state.skipped_steps += 1
-                    state.bad_streak += 1
+                    if not amp.skip():  # an fp16 gradient overflow only lowers the loss scale: not a fault
+                        state.bad_streak += 1
                     if state.bad_streak >= t.max_bad_steps:
                         raise LstmAsrError(
                             f"{out}: stopped after {state.bad_streak} consecutive steps with a non-finite loss or "
@@ -211,23 +275,27 @@ def train(recipe: Recipe, out: Path, show_progress: bool = True, resume: bool = 
                               frames_per_s=round(fps, 1))
                 if t.checkpoint_every and state.step % t.checkpoint_every == 0 and state.step < len(batches):
                     save_last()
-                if elapsed_before + time.time() - run_start > budget:
+                if budget < math.inf and dist.any_true(elapsed_before + time.time() - run_start > budget):
                     out_of_time = True
                     break
             bar.update(task, visible=False)
             train_seconds = time.time() - epoch_start
-            dev = score_split(dev_split, decode_split(model, dev_split), tokens, score_units)
-            per = dev.counts.rate
+            # Rank 0 decodes dev; every process takes its figure, so all make the same decisions below.
+            per = dist.from_main(lambda: score_split(dev_split, decode_split(model, dev_split), tokens,
+                                                     score_units).counts.rate)
             improved = per < state.best_per
             if improved:
                 state.best_per, state.best_epoch, state.bad_epochs = per, epoch, 0
-                save_checkpoint(model_checkpoint(model, recipe, tokens, epoch=epoch, dev_per=per), out / "best.pt")
+                if dist.is_main:
+                    save_checkpoint(model_checkpoint(model, recipe, tokens, epoch=epoch, dev_per=per),
+                                    out / "best.pt")
             else:
                 state.bad_epochs += 1
+            loss_sum, utts, frames_all = dist.sum([state.epoch_loss, state.epoch_utts, frames_here])  # all ranks
             record = dict(kind="epoch", epoch=epoch, stage=state.stage, lr=state.lr,
-                          train_loss=round(state.epoch_loss / max(state.epoch_utts, 1), 4),
+                          train_loss=round(loss_sum / max(utts, 1), 4),
                           dev_per=round(per * 100, 2), best_dev_per=round(state.best_per * 100, 2),
-                          frames_per_s=round(frames_here / max(train_seconds, 1e-9), 1),
+                          frames_per_s=round(frames_all / max(train_seconds, 1e-9), 1),
                           epoch_seconds=round(train_seconds, 1), skipped_steps=state.skipped_steps)
             stage_epochs = epoch - state.stage_start + 1
             max_epochs = t.noise_max_epochs if state.stage == 2 and t.noise_max_epochs else t.max_epochs
@@ -241,7 +309,7 @@ def train(recipe: Recipe, out: Path, show_progress: bool = True, resume: bool = 
                 why = f"no dev improvement in {t.patience} epochs" if state.bad_epochs >= t.patience else "last epoch"
                 if state.stage == 1 and t.weight_noise > 0:
                     # Graves 2013: retrain from the best weights with Gaussian weight noise, fresh optimiser.
-                    model.load_state_dict(load_checkpoint(out / "best.pt")["state_dict"])
+                    model.load_state_dict(dist.from_main(lambda: load_checkpoint(out / "best.pt")["state_dict"]))
                     optimizer = build_optimizer(recipe, model)
                     state.stage, state.stage_start, state.bad_epochs, state.lr = 2, epoch + 1, 0, t.lr
                     message = f"{why}: stage 2, retraining from best.pt with weight noise {t.weight_noise:g}"
@@ -254,6 +322,10 @@ def train(recipe: Recipe, out: Path, show_progress: bool = True, resume: bool = 
                               f"{record['frames_per_s']:,.0f} frames/s, {train_seconds:.0f} s")
             if message:
                 bar.console.print(message)
+    log.close()
+    dist.dump_weights(model)
+    if not dist.is_main:  # rank 0 scores the best model and writes results.json; the others return its results
+        return dist.broadcast(None)
     epoch = state.epoch - 1
     best_epoch, skipped_steps = state.best_epoch, state.skipped_steps
     train_minutes = (elapsed_before + time.time() - run_start) / 60
@@ -279,5 +351,6 @@ def train(recipe: Recipe, out: Path, show_progress: bool = True, resume: bool = 
         if extra:  # "per" stays the main rate's key; the rates are also under their own names (cer, wer)
             results[name][metric.lower()] = results[name]["per"]
             results[name].update({k.lower(): v for k, v in extra.items()})
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    return results
+    with reporting_write_errors(out / "results.json", "the results"):
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return dist.broadcast(results)

@@ -134,3 +134,18 @@ def test_decode_cli_folder_list_nbest_json_and_lm(trained_exp: Path, tiny_corpus
     missing.write_text(f"{wavs[0]}\nnot_there.wav\n")
     bad = run_cli("decode", "--model", str(trained_exp), str(missing))
     assert bad.returncode == 1 and bad.stderr.strip() == f"error: {missing}:2: no such audio file: not_there.wav"
+
+
+def test_spelling_lexicon_spells_known_words_and_counts_the_rest(tmp_path: Path) -> None:
+    from lstm_asr.lm_decode import read_lexicon, spelling_lexicon
+
+    tokens = ["<blank>", "|", "'", "A", "B", "D", "E"]
+    entries, left_out = spelling_lexicon([["BAD", "BED"], ["BAD", "ADE'", "CAB"], ["DAB"]], tokens)
+    assert entries == [("ADE'", ["A", "D", "E", "'", "|"]), ("BAD", ["B", "A", "D", "|"]),
+                       ("BED", ["B", "E", "D", "|"]), ("DAB", ["D", "A", "B", "|"])]
+    assert dict(left_out) == {"CAB": 1}  # C is not one of the model's characters
+    path = tmp_path / "lexicon.txt"
+    path.write_text("".join(f"{w} {' '.join(s)}\n" for w, s in entries))
+    assert read_lexicon(path, tokens)["BAD"] == [["B", "A", "D", "|"]]  # what the decoder will read back
+    with pytest.raises(LstmAsrError, match="character model"):
+        spelling_lexicon([["AA"]], ["<blank>", "aa", "b"])

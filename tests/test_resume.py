@@ -126,3 +126,19 @@ def test_consecutive_nonfinite_steps_stop_with_last_good_checkpoint(tiny_corpus:
     last = load_checkpoint(tmp_path / "exp" / "last.pt")
     assert all(torch.isfinite(w).all() for w in last["state_dict"].values())
     assert last["loop"]["bad_streak"] < 3  # saved before the streak reached the limit
+
+
+def test_recipe_differences_ignore_runtime_keys_and_new_keys_left_at_default() -> None:
+    from lstm_asr.recipe import Recipe
+    from lstm_asr.resume import recipe_differences
+
+    old = Recipe().to_dict()
+    new = Recipe().to_dict()
+    new["training"]["max_minutes"] = 99.0  # a bigger budget for a run that hit its limit: not a change
+    new["training"]["threads"] = 1
+    assert recipe_differences(old, new) == []
+    del old["training"]["schedule"]  # a checkpoint from before the key existed ...
+    assert recipe_differences(old, new) == []  # ... and the new recipe leaves it at its default
+    new["training"]["schedule"] = "cosine"
+    new["training"]["lr"] = 0.5
+    assert recipe_differences(old, new) == ["training.lr", "training.schedule"]

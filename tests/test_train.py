@@ -140,6 +140,12 @@ def test_training_is_seeded(tmp_path: Path, tiny_corpus: Path) -> None:
     b = load_checkpoint(tmp_path / "b" / "last.pt")["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
+    # A new run (not --resume) in a used folder starts a fresh log and keeps the earlier one aside.
+    train(recipe, tmp_path / "a", show_progress=False)
+    epochs = [[json.loads(x)["epoch"] for x in (tmp_path / "a" / name).read_text().splitlines()
+               if json.loads(x)["kind"] == "epoch"] for name in ("metrics.jsonl", "metrics.jsonl.1")]
+    assert epochs == [[1, 2], [1, 2]]
+
 
 def test_decode_cli_uses_every_output_frame_of_a_frame_stacking_model(tiny_corpus: Path, tmp_path: Path) -> None:
     """The CLI's batched decoder must reduce the input lengths exactly once (a x3 model emits T/3 frames)."""
