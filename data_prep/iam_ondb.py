@@ -28,7 +28,7 @@ import numpy as np
 from lstm_asr.corpus import CorpusItem, SplitItems, register_source
 from lstm_asr.errors import CorpusError, LstmAsrError
 from lstm_asr.ink import Ink
-from lstm_asr.units import WORD_SEP, CharUnits, UnitError, tokens_to_words
+from lstm_asr.units import WORD_SEP, CharUnits, FittedOnTrainingText, UnitError, tokens_to_words
 
 SPLIT_FILES = {"train": "trainset.txt", "dev": "testset_v.txt", "dev2": "testset_t.txt", "test": "testset_f.txt"}
 MAX_XML_BYTES = 50_000_000  # a text line is tens of kB; anything this large is not a stroke file
@@ -195,7 +195,7 @@ def form_dir(root: Path, form_id: str) -> Path:
 
 
 @register_source
-class OndbSource:
+class OndbSource(FittedOnTrainingText):
     """IAM-OnDB (or the generated corpus in its layout): character labels, space included (as ``|``)."""
 
     kind = "ondb"
@@ -207,7 +207,6 @@ class OndbSource:
         self.train_split = train_split
         self.units = CharUnits()
         self._listing: dict[str, tuple[list[tuple[str, str, Path, str]], list[tuple[str, str]]]] = {}
-        self._fitted = False
         writers = self.root / "writers.txt"
         self.writers = dict(line.split()[:2] for line in writers.read_text().splitlines() if len(line.split()) >= 2) \
             if writers.is_file() else {}
@@ -244,18 +243,8 @@ class OndbSource:
         self._listing[name] = (lines, skipped)
         return lines, skipped
 
-    def _fit(self) -> None:
-        if not self._fitted:
-            texts = [t for *_, t in self.listing(self.train_split)[0]]
-            if not texts:
-                raise LstmAsrError(f"{self.root}: training split '{self.train_split}' has no transcribed lines")
-            self.units.fit(texts)
-            self._fitted = True
-
-    def tokens(self) -> list[str]:
-        """Characters of the training transcriptions; ``|`` stands for the space between words."""
-        self._fit()
-        return self.units.inventory
+    def training_texts(self) -> list[str]:
+        return [t for *_, t in self.listing(self.train_split)[0]]
 
     def split(self, name: str) -> SplitItems:
         self._fit()

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from lstm_asr.corpus import CorpusItem, SplitItems
-from lstm_asr.errors import CorpusError, LstmAsrError
-from lstm_asr.units import UnitError, make_units, tokens_to_words
+from lstm_asr.errors import CorpusError
+from lstm_asr.units import FittedOnTrainingText, UnitError, make_units, tokens_to_words
 
 # A segment may end this far past the end of its file and be clipped (Kaldi's extract-segments allows 0.5 s; a
 # frame shift is enough for rounding in the segment times while still catching segments from the wrong file).
@@ -96,7 +96,7 @@ def check_unique(ids: list[tuple[str, int]], path: Path) -> None:
         first[utt] = line
 
 
-class TextCorpusSource:
+class TextCorpusSource(FittedOnTrainingText):
     """Base of the sources whose transcripts are text; subclasses define ``kind`` and ``list_split``."""
 
     kind = ""
@@ -111,7 +111,6 @@ class TextCorpusSource:
         self.allow_commands = allow_commands
         self.train_split = train_split
         self._listings: dict[str, Listing] = {}
-        self._fitted = False
 
     @classmethod
     def from_recipe(cls, root: Path, corpus) -> TextCorpusSource:
@@ -127,18 +126,8 @@ class TextCorpusSource:
             self._listings[name] = self.list_split(name)
         return self._listings[name]
 
-    def _fit(self) -> None:
-        if not self._fitted:
-            texts = [u.text for u in self.listing(self.train_split).utterances]
-            if not texts:
-                raise LstmAsrError(f"{self.root}: training split '{self.train_split}' has no transcripts")
-            self.units.fit(texts)
-            self._fitted = True
-
-    def tokens(self) -> list[str]:
-        """The unit inventory, fitted on the training split's transcripts."""
-        self._fit()
-        return self.units.inventory
+    def training_texts(self) -> list[str]:
+        return [u.text for u in self.listing(self.train_split).utterances]
 
     def split(self, name: str) -> SplitItems:
         self._fit()

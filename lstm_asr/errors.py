@@ -54,6 +54,17 @@ FIXABLE_ERRNOS = frozenset(_WRITE_PROBLEMS)
 wrapped by a writer or not, as one line."""
 
 
+def read_user_text(path: Path, what: str) -> str:
+    """The UTF-8 text of a file the user named, or a one-line error: ``<path>: <what> not found`` or
+    ``<path>: cannot read <what> (<reason>)``."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LstmAsrError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LstmAsrError(f"{path}: cannot read {what} ({exc})") from None
+
+
 def os_error_problem(exc: OSError) -> str:
     """A short, lower-case description of an OSError ("no space left on device"), without the path."""
     return _WRITE_PROBLEMS.get(exc.errno) or str(exc.strerror or exc).strip().lower() or type(exc).__name__

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import LstmAsrError
+from .errors import LstmAsrError, read_user_text
 from .ngram import check_vocab, read_arpa
 from .tokens import BLANK
 
@@ -106,12 +106,7 @@ def read_lexicon(path: str | Path, tokens: list[str]) -> dict[str, list[list[str
     """Read ``word tok tok ...`` lines; an entry with a token the model lacks is an error naming file and line."""
     path = Path(path)
     known = set(tokens) - {BLANK}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LstmAsrError(f"{path}: lexicon file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LstmAsrError(f"{path}: cannot read lexicon ({exc})") from None
+    text = read_user_text(path, "lexicon file")
     lexicon: dict[str, list[list[str]]] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()

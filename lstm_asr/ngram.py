@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LstmAsrError
+from .errors import LstmAsrError, read_user_text
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 NO_PROB = -99.0  # ARPA's conventional log10 "probability" of <s>, which is never predicted
@@ -224,12 +224,7 @@ _COUNT = re.compile(r"^ngram\s+(\d{1,18})\s*=\s*(\d{1,18})$")
 def read_arpa(path: str | Path) -> NgramLM:
     """Read an ARPA back-off model; any malformed line is an error naming the file and line number."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LstmAsrError(f"{path}: ARPA file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LstmAsrError(f"{path}: cannot read ARPA file ({exc})") from None
+    text = read_user_text(path, "ARPA file")
 
     def fail(lineno: int, problem: str) -> LstmAsrError:
         return LstmAsrError(f"{path}:{lineno}: {problem}")
@@ -328,10 +323,7 @@ def read_sentences(path: str | Path, units: str = "words") -> list[list[str]]:
     """Sentences of a text file, one per non-empty line: whitespace-separated symbols, or characters (spaces
     dropped) when ``units == "chars"``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LstmAsrError(f"{path}: cannot read text ({exc})") from None
+    text = read_user_text(path, "text file")
     out = []
     for line in text.splitlines():
         if not line.strip():

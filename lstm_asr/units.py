@@ -196,6 +196,37 @@ class BpeUnits(Units):
         return tuple(self.sp.id_to_piece(i) for i in ids)
 
 
+class FittedOnTrainingText:
+    """Mixin for corpus sources whose units are learnt from their own training transcripts (characters, BPE).
+
+    The source sets ``root``, ``train_split`` and ``units`` and implements :meth:`training_texts`; the units are
+    fitted once, on first use.
+    """
+
+    root: Path
+    train_split: str
+    units: Units
+    _fitted = False
+
+    def training_texts(self) -> list[str]:
+        """The transcripts of the training split, one string per utterance."""
+        raise NotImplementedError
+
+    def _fit(self) -> None:
+        if not self._fitted:
+            texts = self.training_texts()
+            if not texts:
+                raise LstmAsrError(f"{self.root}: training split '{self.train_split}' has no transcripts")
+            self.units.fit(texts)
+            self._fitted = True
+
+    def tokens(self) -> list[str]:
+        """The unit inventory (for characters: ``|`` stands for the space between words), fitted on the
+        training split's transcripts."""
+        self._fit()
+        return self.units.inventory
+
+
 def make_units(units: str, lexicon: str = "", bpe_vocab_size: int = 100) -> Units:
     """The unit set a recipe names (``corpus.units``)."""
     if units == "chars":
