@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstm_asr.model import BLSTMCTC, ModelConfig, ctc_loss
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
 
 
 class PackedBLSTMCTC(nn.Module):

@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from lstm_asr.model import BLSTMCTC, ModelConfig, ctc_loss
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
 
 CONFIGS: dict[str, dict] = {
     "lstm": {},

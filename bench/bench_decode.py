@@ -4,7 +4,7 @@ For a 10 s utterance (1,000 frames at a 10 ms shift) and 62 output labels:
 
 * ``forward``: a 3x250 BLSTM (123 inputs) forward pass + batched greedy decoding, one utterance, real-time factor
   (target: <= 0.02).
-* ``beam``: our prefix beam search (:func:`lstm_asr.ctc_decode.prefix_beam_search`) at beams 4/16/64 with and
+* ``beam``: our prefix beam search (:func:`lstm_asr.decoding.ctc_decode.prefix_beam_search`) at beams 4/16/64 with and
   without pruning, on "random" (flat-ish: the worst case) and "peaky" (blank-dominated with confident spikes,
   like a trained CTC model's output) inputs.
 * ``compare``: ours vs pyctcdecode at beam 16 with the same pruning (token log-prob >= -5; prefixes within 10,
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lstm_asr.ctc_decode import greedy_decode, prefix_beam_search
-from lstm_asr.model import BLSTMCTC, ModelConfig
+from lstm_asr.decoding.ctc_decode import greedy_decode, prefix_beam_search
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig
 
 LABELS = [""] + list(string.ascii_letters + string.digits)  # pyctcdecode labels: blank "" then 61 symbols
 
@@ -68,7 +68,7 @@ def pyctcdecode_decoder(vocab: int) -> object | None:
 
 
 def flashlight_decoder(vocab: int, beam: int) -> object | None:
-    from lstm_asr.lm_decode import LMDecoder, LMDecoderConfig, flashlight_available
+    from lstm_asr.decoding.lm_decode import LMDecoder, LMDecoderConfig, flashlight_available
 
     if not flashlight_available():
         return None
@@ -77,10 +77,10 @@ def flashlight_decoder(vocab: int, beam: int) -> object | None:
 
 def real_outputs(exp: Path, frames: int) -> torch.Tensor:
     """(frames, V) log-probs of a trained model on its corpus's test utterances, concatenated and cut."""
-    from lstm_asr.audio import load_audio
-    from lstm_asr.corpus import open_source
+    from data_prep.audio import load_audio
+    from data_prep.corpora import open_source
+    from lstm_asr.decoding.recognizer import Recognizer
     from lstm_asr.recipe import load_recipe
-    from lstm_asr.recognizer import Recognizer
 
     recipe = load_recipe(exp / "recipe.yaml")
     items = open_source(recipe.corpus.type, recipe.corpus.path, recipe.corpus).split(recipe.corpus.test_split).items

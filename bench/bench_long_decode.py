@@ -1,4 +1,5 @@
-"""Decoding a long recording: peak memory and speed, windowed (lstm_asr/long_decode.py) vs the whole file at once.
+"""Decoding a long recording: peak memory and speed, windowed (lstm_asr/decoding/long_decode.py) vs the whole file
+at once.
 
 Builds a long 16 kHz RIFF WAV (default 10 minutes): the generated demo corpus's utterances one after another when
 ``data/synth_timit/corpus`` exists, else tone pairs in noise. Decodes it (greedy) with a model: ``--model EXP`` or,
@@ -46,7 +47,7 @@ def status_kb(field: str) -> int:
 
 def build_recording(path: Path, minutes: float, seed: int = 0) -> str:
     """Write ``minutes`` of 16 kHz audio block by block (never the whole recording in memory); say what it is."""
-    from lstm_asr.audio import load_audio
+    from data_prep.audio import load_audio
 
     total = int(minutes * 60 * 16000)
     rng = np.random.default_rng(seed)
@@ -74,10 +75,10 @@ def build_recording(path: Path, minutes: float, seed: int = 0) -> str:
 def random_model(wav: Path, out: Path) -> Path:
     """A 3x250 BLSTM checkpoint with random weights, normalised with the statistics of the recording's start."""
     from data_prep.phones import TRAIN_PHONES
-    from lstm_asr.checkpoint import save_checkpoint
-    from lstm_asr.features import FeatureConfig, compute_features
-    from lstm_asr.model import BLSTMCTC, ModelConfig
-    from lstm_asr.tokens import TokenSet
+    from lstm_asr.data.features import FeatureConfig, compute_features
+    from lstm_asr.data.tokens import TokenSet
+    from lstm_asr.nn.checkpoint import save_checkpoint
+    from lstm_asr.nn.model import BLSTMCTC, ModelConfig
 
     cfg = FeatureConfig()
     tokens = TokenSet(list(TRAIN_PHONES)).symbols
@@ -95,8 +96,8 @@ def random_model(wav: Path, out: Path) -> Path:
 def child(mode: str, wav: str, model: str, window: float, context: float, threads: int) -> None:
     """One decode in this (fresh) process; prints a JSON line."""
     torch.set_num_threads(threads)
-    from lstm_asr.long_decode import WindowConfig
-    from lstm_asr.recognizer import Recognizer
+    from lstm_asr.decoding.long_decode import WindowConfig
+    from lstm_asr.decoding.recognizer import Recognizer
 
     rec = Recognizer.load(model)
     n_params = rec.model.num_parameters()

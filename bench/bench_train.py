@@ -7,7 +7,8 @@ A generated TIMIT-layout corpus (``tests/fake_timit.py``: tones for phones, 123-
 prepared once. Each round then runs, one after the other (interleaved, so load from other processes on a shared
 machine hits all alike):
 
-* ``trainer``: ``lstm_asr.train.train`` for one epoch of a 3x250 BLSTM (data loading from the memory-mapped store,
+* ``trainer``: ``lstm_asr.training.train.train`` for one epoch of a 3x250 BLSTM
+  (data loading from the memory-mapped store,
   length bucketing, CTC, clipping, Adam, a metrics.jsonl line per step); its epoch frames/s is what it logs itself
   (the dev decode after the epoch is not part of it);
 * ``bare``: forward + CTC + backward + Adam over exactly the trainer's batches, already padded in memory;
@@ -34,11 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from fake_timit import make_fake_timit  # noqa: E402
 
-from lstm_asr.batching import bucket_batches  # noqa: E402
-from lstm_asr.model import BLSTMCTC, ModelConfig, ctc_loss  # noqa: E402
-from lstm_asr.prep import load_splits  # noqa: E402
+from lstm_asr.data.batching import bucket_batches  # noqa: E402
+from lstm_asr.data.prep import load_splits  # noqa: E402
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss  # noqa: E402
 from lstm_asr.recipe import load_recipe  # noqa: E402
-from lstm_asr.train import train  # noqa: E402
+from lstm_asr.training.train import train  # noqa: E402
 
 
 def write_recipe(work: Path, corpus: Path, threads: int, hidden: int, layers: int, max_batch: int,

@@ -7,7 +7,8 @@ check the script itself; its figures mean nothing). Prints JSON (also written to
 * versions: torch, CUDA, cuDNN, the GPU;
 * ``bare``: forward + CTC + backward + Adam step of a 3x250 BLSTM (123 inputs, 62 outputs; nn.LSTM = cuDNN), batches
   of 32 x 300 frames, in fp32 and under bf16 / fp16 autocast (fp16 with a GradScaler): frames/s, peak GPU memory;
-* ``trainer``: ``lstm_asr.train.train`` for 2 epochs on a generated TIMIT-layout corpus (``tests/fake_timit.py``)
+* ``trainer``: ``lstm_asr.training.train.train`` for 2 epochs on a
+  generated TIMIT-layout corpus (``tests/fake_timit.py``)
   with ``training.device=cuda`` per precision: its own epoch-2 frames/s, peak GPU memory, whether the loss
   decreased (epoch 2 mean below epoch 1, and the last logged steps below the first), the dev PER; and whether the
   GPU-trained model decodes on the CPU (``Recognizer.load`` maps checkpoints to the CPU).
@@ -37,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from fake_timit import make_fake_timit  # noqa: E402
 
-from lstm_asr.devices import MixedPrecision  # noqa: E402
-from lstm_asr.model import BLSTMCTC, ModelConfig, ctc_loss  # noqa: E402
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss  # noqa: E402
+from lstm_asr.training.devices import MixedPrecision  # noqa: E402
 
 
 def versions(device: torch.device) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def trainer_run(work: Path, corpus: Path, device: torch.device, precision: str, 
                 max_batch: int) -> dict[str, Any]:
     """Two epochs of the real trainer on ``device``; figures from its own metrics.jsonl."""
     from lstm_asr.recipe import load_recipe
-    from lstm_asr.train import train
+    from lstm_asr.training.train import train
 
     recipe_path = work / f"{precision}.yaml"
     recipe_path.write_text(yaml.safe_dump({
@@ -139,7 +140,7 @@ def trainer_run(work: Path, corpus: Path, device: torch.device, precision: str, 
         "dev_per": results["dev"]["per"], "skipped_steps": results["skipped_steps"],
     }
     # The GPU-trained checkpoint must decode on the CPU.
-    from lstm_asr.recognizer import Recognizer
+    from lstm_asr.decoding.recognizer import Recognizer
 
     rec = Recognizer.load(exp)
     feats = torch.randn(120, 123)

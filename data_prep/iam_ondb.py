@@ -11,63 +11,28 @@ validation 2) and ``test`` (testset_f, final test) -- the official roles; any ot
 under the corpus root (``testset_t``), so a recipe can reassign roles. An optional ``writers.txt`` (``form-id
 writer-id`` per line; the generated corpus writes one) gives writers; without it each form counts as its writer.
 
-XML is parsed with the standard library after a check that refuses any document type declaration: that rules out
-entity-expansion bombs and external entities (what ``defusedxml`` guards against) without a dependency.
+XML is parsed by :mod:`data_prep.safe_xml`: no document type declarations, hence no entity bombs or external
+entities.
 """
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-import xml.parsers.expat
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from lstm_asr.corpus import CorpusItem, SplitItems, register_source
-from lstm_asr.errors import CorpusError, LstmAsrError
-from lstm_asr.ink import Ink
-from lstm_asr.units import WORD_SEP, CharUnits, FittedOnTrainingText, UnitError, tokens_to_words
+from data_prep.ink import Ink
+from data_prep.inkml import ink_from_inkml, truth_of
+from data_prep.safe_xml import parse_xml
+from data_prep.sources import CorpusItem, SplitItems, register_source
+from data_prep.units import WORD_SEP, CharUnits, FittedOnTrainingText, UnitError, tokens_to_words
+from lstm_asr.errors import CorpusError
 
 SPLIT_FILES = {"train": "trainset.txt", "dev": "testset_v.txt", "dev2": "testset_t.txt", "test": "testset_f.txt"}
-MAX_XML_BYTES = 50_000_000  # a text line is tens of kB; anything this large is not a stroke file
 _LINE_FILE = re.compile(r"^(?P<form>.+)-(?P<line>\d+)$")
-
-
-def _refuse_dtd(*_args) -> None:
-    raise ValueError("document type declarations (DTD) are refused: entities could expand or load external files")
-
-
-def parse_xml(path: str | Path, data: bytes | None = None) -> ET.Element:
-    """Parse an XML file safely: no DTD, hence no entity expansion (XML bombs) and no external entities.
-
-    Every problem is a :class:`CorpusError` naming the file (malformed XML, a DTD, unreadable file).
-    """
-    path = Path(path)
-    if data is None:
-        try:
-            if path.stat().st_size > MAX_XML_BYTES:
-                raise CorpusError(path, f"file larger than {MAX_XML_BYTES // 1_000_000} MB")
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise CorpusError(path, "file not found") from None
-        except OSError as exc:
-            raise CorpusError(path, f"cannot read ({exc.strerror or exc})") from None
-    check = xml.parsers.expat.ParserCreate()
-    check.StartDoctypeDeclHandler = _refuse_dtd
-    check.EntityDeclHandler = _refuse_dtd
-    check.ExternalEntityRefHandler = _refuse_dtd
-    try:
-        check.Parse(data, True)
-    except ValueError as exc:
-        raise CorpusError(path, str(exc)) from None
-    except LookupError as exc:  # <?xml encoding="..."?> naming no codec Python knows (found by tests/test_fuzz.py)
-        raise CorpusError(path, f"malformed XML ({exc})") from None
-    except xml.parsers.expat.ExpatError as exc:
-        raise CorpusError(path, f"malformed XML ({xml.parsers.expat.ErrorString(exc.code)}, line {exc.lineno})") \
-            from None
-    return ET.fromstring(data)
 
 
 def _number(el: ET.Element, attr: str, path: Path) -> float:
@@ -97,7 +62,7 @@ def ink_from_strokes_xml(root: ET.Element, path: Path) -> Ink:
 
 
 def read_strokes(path: str | Path) -> Ink:
-    """Read an IAM-OnDB ``lineStrokes`` XML file (no repair yet: see :func:`lstm_asr.ink.repair`)."""
+    """Read an IAM-OnDB ``lineStrokes`` XML file (no repair yet: see :func:`lstm_asr.data.ink_features.repair`)."""
     path = Path(path)
     return ink_from_strokes_xml(parse_xml(path), path)
 
@@ -123,13 +88,17 @@ def write_strokes(path: str | Path, ink: Ink) -> None:
 
 def read_ink(path: str | Path) -> Ink:
     """Read pen strokes from IAM-OnDB stroke XML or W3C InkML, told apart by the root element."""
-    from .inkml import ink_from_inkml
+    return read_ink_and_truth(path, with_truth=False)[0]
 
+
+def read_ink_and_truth(path: str | Path, with_truth: bool = True) -> tuple[Ink, str | None]:
+    """The strokes of an IAM-OnDB XML or InkML file and its transcription, when it carries one (an InkML
+    ``<annotation type="truth">``, or the ``ascii`` line of a stroke file inside an IAM-OnDB tree)."""
     path = Path(path)
     root = parse_xml(path)
     if root.tag.rsplit("}", 1)[-1] == "ink":
-        return ink_from_inkml(root, path)
-    return ink_from_strokes_xml(root, path)
+        return ink_from_inkml(root, path), truth_of(root) if with_truth else None
+    return ink_from_strokes_xml(root, path), reference_text(path) if with_truth else None
 
 
 def read_transcription(path: str | Path) -> list[str]:
@@ -212,8 +181,8 @@ class OndbSource(FittedOnTrainingText):
             if writers.is_file() else {}
 
     @classmethod
-    def from_recipe(cls, root: Path, corpus) -> OndbSource:
-        return cls(root, train_split=corpus.train_split)
+    def from_recipe(cls, root: Path, corpus=None) -> OndbSource:
+        return cls(root) if corpus is None else cls(root, train_split=corpus.train_split)
 
     def split_file(self, name: str) -> Path:
         return self.root / SPLIT_FILES.get(name, f"{name}.txt")
@@ -260,18 +229,9 @@ class OndbSource(FittedOnTrainingText):
         return SplitItems(items, skipped)
 
     @staticmethod
-    def featurize(path: str, cfg_dict: dict) -> tuple[np.ndarray, dict[str, int]]:
-        """Per-point ink features of one stroke file, and the glitches repaired in it (prep counts them). Runs in
-        prep's worker processes."""
-        from lstm_asr.ink import InkFeatureConfig, featurize_ink
-
-        try:
-            feats, ink = featurize_ink(read_ink(path), InkFeatureConfig.from_dict(cfg_dict))
-            return feats, dict(ink.repairs)
-        except CorpusError:
-            raise
-        except LstmAsrError as exc:
-            raise CorpusError(path, str(exc)) from None
+    def read(path: str) -> Ink:
+        """The pen strokes of one stroke file (XML or InkML). Runs in prep's worker processes."""
+        return read_ink(path)
 
     @staticmethod
     def score_units(symbols: list[str]) -> list[str]:
@@ -284,6 +244,10 @@ class OndbSource(FittedOnTrainingText):
         return tokens_to_words(symbols, "chars")
 
     extra_metrics = {"WER": word_units}
+
+    @classmethod
+    def scorer(cls, units: str = ""):
+        return cls.score_units
 
 
 def text_to_labels(text: str) -> list[str]:

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.ink import Ink
+from data_prep.safe_xml import parse_xml
 from lstm_asr.errors import CorpusError
-from lstm_asr.ink import Ink
-
-from .iam_ondb import parse_xml
 
 NS = "http://www.w3.org/2003/InkML"
 DEFAULT_RATE_HZ = 100.0

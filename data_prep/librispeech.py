@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from lstm_asr.corpus import register_source
+from data_prep.sources import register_source
 from lstm_asr.errors import CorpusError
 
 from .text_corpus import Listing, TextCorpusSource, Utterance

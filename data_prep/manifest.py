@@ -13,7 +13,7 @@ import csv
 import json
 from pathlib import Path
 
-from lstm_asr.corpus import register_source
+from data_prep.sources import register_source
 from lstm_asr.errors import CorpusError
 
 from .text_corpus import Listing, TextCorpusSource, Utterance, check_unique

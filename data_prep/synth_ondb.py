@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.ink import Ink
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.ink import Ink
 
 from .iam_ondb import SPLIT_FILES, write_strokes, write_transcription
 

@@ -2,7 +2,7 @@
 on the training text, and audio that may be a part of a file (segments) or the output of a wav.scp pipe.
 
 Each reader only lists a split (``list_split(name) -> Listing``); this module turns that listing into labelled
-:class:`~lstm_asr.corpus.CorpusItem` s, skipping (and saying why) what the units cannot express.
+:class:`~data_prep.sources.CorpusItem` s, skipping (and saying why) what the units cannot express.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_asr.corpus import CorpusItem, SplitItems
+from data_prep.audio import read_audio
+from data_prep.sources import CorpusItem, SplitItems, Waveform
+from data_prep.units import FittedOnTrainingText, UnitError, make_units, tokens_to_words
 from lstm_asr.errors import CorpusError
-from lstm_asr.units import FittedOnTrainingText, UnitError, make_units, tokens_to_words
 
 # A segment may end this far past the end of its file and be clipped (Kaldi's extract-segments allows 0.5 s; a
 # frame shift is enough for rounding in the segment times while still catching segments from the wrong file).
@@ -59,20 +60,13 @@ def run_command(command: str, what: str) -> tuple[np.ndarray, int]:
     return samples.mean(axis=1, dtype=np.float32), int(rate)
 
 
-def featurize_segment(path: str, cfg_dict: dict, start: float | None = None, end: float | None = None,
-                      command: str | None = None) -> np.ndarray:
-    """Features of a file, a part of it (seconds), or a pipe's output. Runs in prep's worker processes.
+def read_segment(path: str, start: float | None = None, end: float | None = None,
+                 command: str | None = None) -> Waveform:
+    """The audio of a file, a part of it (seconds), or a pipe's output. Runs in prep's worker processes.
 
     A segment that starts after the end of the file, or ends more than ``SEGMENT_OVERSHOOT_S`` past it, is a
     CorpusError (prep skips and counts it): its transcript cannot match the audio that is there.
     """
-    import torch
-    import torchaudio.functional as AF
-
-    from lstm_asr.audio import read_audio
-    from lstm_asr.features import FeatureConfig, compute_features
-
-    cfg = FeatureConfig(**cfg_dict)
     samples, rate = run_command(command, path) if command else read_audio(path)
     if start is not None or end is not None:
         dur = len(samples) / rate
@@ -81,10 +75,7 @@ def featurize_segment(path: str, cfg_dict: dict, start: float | None = None, end
         if s >= dur or e > dur + SEGMENT_OVERSHOOT_S:
             raise CorpusError(path, f"segment {s:.2f}-{e:.2f} s runs past the end of the audio ({dur:.2f} s)")
         samples = samples[int(round(s * rate)) : int(round(min(e, dur) * rate))]
-    wave = torch.from_numpy(np.ascontiguousarray(samples))
-    if rate != cfg.sample_rate:
-        wave = AF.resample(wave, rate, cfg.sample_rate)
-    return compute_features(wave, cfg).numpy()
+    return Waveform(np.ascontiguousarray(samples), rate)
 
 
 def check_unique(ids: list[tuple[str, int]], path: Path) -> None:
@@ -101,7 +92,9 @@ class TextCorpusSource(FittedOnTrainingText):
 
     kind = ""
     default_units = "chars"  # when the recipe leaves corpus.units empty
-    featurize = staticmethod(featurize_segment)
+    metric = ""  # WER for characters and BPE, PER for phones: scoring decides from the units
+    extra_metrics: dict = {}
+    read = staticmethod(read_segment)
 
     def __init__(self, root: Path, units: str = "chars", lexicon: str = "", bpe_vocab_size: int = 100,
                  allow_commands: bool = False, train_split: str = "train") -> None:
@@ -113,8 +106,10 @@ class TextCorpusSource(FittedOnTrainingText):
         self._listings: dict[str, Listing] = {}
 
     @classmethod
-    def from_recipe(cls, root: Path, corpus) -> TextCorpusSource:
-        """Build from a recipe's corpus section."""
+    def from_recipe(cls, root: Path, corpus=None) -> TextCorpusSource:
+        """Build from a recipe's corpus section (None: the defaults)."""
+        if corpus is None:
+            return cls(root)
         return cls(root, units=corpus.units, lexicon=corpus.lexicon, bpe_vocab_size=corpus.bpe_vocab_size,
                    allow_commands=corpus.allow_commands, train_split=corpus.train_split)
 
@@ -146,8 +141,8 @@ class TextCorpusSource(FittedOnTrainingText):
     def score_units(symbols: list[str]) -> list[str]:
         return list(symbols)
 
-    @staticmethod
-    def score_units_for_units(units: str):
+    @classmethod
+    def scorer(cls, units: str = ""):
         """Character and BPE outputs are scored as words (WER); phones as phones."""
-        units = units or TextCorpusSource.default_units
+        units = units or cls.default_units
         return lambda symbols: tokens_to_words(symbols, units)

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from data_prep.phones import TIMIT_61
+from data_prep.audio import read_audio
+from data_prep.phones import TIMIT_61, TRAIN_PHONES, fold_39
+from data_prep.sources import CorpusItem, SplitItems, Waveform, register_source
 from lstm_asr.errors import CorpusError
 
 SPLITS = ("train", "dev", "test", "complete_test")
@@ -282,3 +284,50 @@ def _subdirs(path: Path) -> list[Path]:
         return [p for p in path.iterdir() if p.is_dir()]
     except OSError:
         return []
+
+
+@register_source
+class TimitSource:
+    """TIMIT (or a generated corpus in its layout) for prep and scoring: 60 training phones (q removed), scored on
+    the 39 folded classes."""
+
+    kind = "timit"
+    default_units = "phones"
+    metric = "PER"
+    extra_metrics: dict = {}
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.corpus = TimitCorpus(self.root)
+
+    @classmethod
+    def from_recipe(cls, root: Path, corpus=None) -> TimitSource:
+        return cls(root)  # TIMIT has one labelling: its .PHN files
+
+    def tokens(self) -> list[str]:
+        return list(TRAIN_PHONES)
+
+    def split(self, name: str) -> SplitItems:
+        listing = self.corpus.split(name)
+        items, skipped = [], [(str(p), why) for p, why in listing.skipped]
+        for utt in listing.utterances:
+            try:
+                labels = tuple(phone_labels(utt))
+            except CorpusError as exc:
+                skipped.append((str(exc.path), exc.problem))
+                continue
+            items.append(CorpusItem(utt.utt_id, utt.speaker, utt.wav, labels))
+        return SplitItems(items, skipped)
+
+    @staticmethod
+    def read(path: str) -> Waveform:
+        return Waveform(*read_audio(path))
+
+    @staticmethod
+    def score_units(symbols: list[str]) -> list[str]:
+        """Fold 61/60 TIMIT phones to the 39 scoring classes (Lee & Hon 1989); q is deleted."""
+        return fold_39(symbols)
+
+    @classmethod
+    def scorer(cls, units: str = ""):
+        return cls.score_units

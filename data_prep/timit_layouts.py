@@ -17,7 +17,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from lstm_asr.audio import read_audio
+from data_prep.audio import read_audio
 from lstm_asr.errors import LstmAsrError
 
 from .timit import TimitCorpus, read_txt

@@ -1,5 +1,5 @@
 """``python -m lstm_asr`` runs the command line (also what ``torchrun -m lstm_asr`` starts)."""
 
-from .cli import main
+from lstm_asr.cli import main
 
 main()

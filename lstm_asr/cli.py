@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import FIXABLE_ERRNOS, LstmAsrError, os_error_problem, reporting_write_errors
+from lstm_asr.errors import FIXABLE_ERRNOS, LstmAsrError, os_error_problem, reporting_write_errors
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train and run bidirectional LSTM + CTC recognisers (speech and online handwriting).")
@@ -57,7 +57,7 @@ def render(
                                                     "beneath it.")] = None,
 ) -> None:
     """Draw pen strokes as a PNG, one colour per stroke, with the recognised (or transcribed) text beneath."""
-    from .ink_decode import render_file
+    from lstm_asr.decoding.ink_decode import render_file
 
     print(render_file(ink, out, model))
 
@@ -72,9 +72,9 @@ def prep(
                                                         "from its finished shards.")] = 200,
 ) -> None:
     """Compute features and labels for the recipe's splits and store them (generating the corpus if needed)."""
-    from .prep import prep as run_prep
-    from .prep import store_dir
-    from .recipe import load_recipe
+    from lstm_asr.data.prep import prep as run_prep
+    from lstm_asr.data.prep import store_dir
+    from lstm_asr.recipe import load_recipe
 
     r = load_recipe(recipe, set_ or [])
     for report in run_prep(r, force=force, jobs=jobs or None, shard_size=shard_size):
@@ -92,14 +92,14 @@ def train(
     = False,
 ) -> None:
     """Train a BLSTM-CTC model from a recipe; writes checkpoints, metrics.jsonl and results.json."""
-    from .recipe import load_recipe
-    from .train import train as run_train
-    from .units import resolve_units
+    from data_prep.corpora import resolve_units
+    from lstm_asr.recipe import load_recipe
+    from lstm_asr.training.train import train as run_train
 
     r = load_recipe(recipe, set_ or [])
     exp = out or Path("exp") / r.name
     results = run_train(r, exp, resume=resume, force=force)
-    from .distributed import is_main_process
+    from lstm_asr.training.distributed import is_main_process
 
     if not is_main_process():  # under torchrun, rank 0 reports
         return
@@ -120,7 +120,7 @@ def report(
     output: Annotated[Path, typer.Option("-o", "--output", help="Markdown file to write.")] = Path("report.md"),
 ) -> None:
     """Print and write a markdown table: recipe, parameters, epochs, hours, dev/test PER, the paper's PER."""
-    from .report import report_table
+    from lstm_asr.scoring.report import report_table
 
     table = report_table(exps)
     try:
@@ -139,7 +139,7 @@ def plot(
     smooth: Annotated[int, typer.Option(help="With --steps: moving average over this many logged steps.")] = 10,
 ) -> None:
     """Draw training loss and dev error rate (PER/CER/WER) per epoch; several experiments on one figure."""
-    from .plot import check_output, draw_curves, read_experiments
+    from lstm_asr.scoring.plot import check_output, draw_curves, read_experiments
 
     check_output(output)
     curves = read_experiments(exps)
@@ -180,10 +180,17 @@ def decode(
                                                                  "reads but whose outputs are dropped.")] = 3.0,
 ) -> None:
     """Decode audio files and print one transcript per file (or N-best lists); a summary goes to stderr."""
-    from .batch_decode import Summary, decode_files, expand_inputs, result_dict, stderr_progress, text_lines
-    from .long_decode import WindowConfig
-    from .recognizer import Recognizer, find_latest_experiment
-    from .search import SearchConfig, Searcher
+    from lstm_asr.decoding.batch_decode import (
+        Summary,
+        decode_files,
+        expand_inputs,
+        result_dict,
+        stderr_progress,
+        text_lines,
+    )
+    from lstm_asr.decoding.long_decode import WindowConfig
+    from lstm_asr.decoding.recognizer import Recognizer, find_latest_experiment
+    from lstm_asr.decoding.search import SearchConfig, Searcher
 
     if threads > 0:
         import torch
@@ -191,8 +198,8 @@ def decode(
         torch.set_num_threads(threads)
     exp = model or find_latest_experiment()
     rec = Recognizer.load(exp)
-    if getattr(rec, "input_type", "audio") == "ink":  # pen strokes (IAM-OnDB XML, InkML): lstm_asr/ink_decode.py
-        from .ink_decode import decode_ink_files
+    if getattr(rec, "input_type", "audio") == "ink":  # pen strokes (IAM-OnDB XML, InkML): decoding/ink_decode.py
+        from lstm_asr.decoding.ink_decode import decode_ink_files
 
         decode_ink_files(rec, files, beam=beam or 1, as_json=as_json)
         return
@@ -227,7 +234,7 @@ def export(
         "torchscript"),
 ) -> None:
     """Write a self-contained model: TorchScript with the feature pipeline and token list, or ONNX (network only)."""
-    from .export import export_onnx, export_torchscript
+    from lstm_asr.decoding.export import export_onnx, export_torchscript
 
     if fmt not in ("torchscript", "onnx"):
         raise LstmAsrError(f"unknown --format {fmt!r} (use torchscript or onnx)")
@@ -248,12 +255,12 @@ def evaluate(
     """Score an experiment's best model on a split: error rate with S/D/I; writes per-utterance alignments.
 
     With --lm/--lexicon (or the recipe's decoding.lm), decodes with flashlight's beam search and the LM."""
-    from .corpus import score_units_for
-    from .evaluate import CONVENTIONS, decode_split, score_split, write_decode_dir
-    from .prep import load_splits
-    from .recipe import load_recipe
-    from .recognizer import Recognizer
-    from .units import resolve_units
+    from data_prep.corpora import resolve_units, score_units_for
+    from lstm_asr.data.prep import load_splits
+    from lstm_asr.decoding.recognizer import Recognizer
+    from lstm_asr.decoding.split_decode import decode_split
+    from lstm_asr.recipe import load_recipe
+    from lstm_asr.scoring.evaluate import CONVENTIONS, score_split, write_decode_dir
 
     r = load_recipe(exp / "recipe.yaml")
     names = {"train": r.corpus.train_split, "dev": r.corpus.dev_split, "test": r.corpus.test_split}
@@ -261,7 +268,7 @@ def evaluate(
         raise LstmAsrError(f"unknown split {split!r} (use train, dev or test)")
     data = load_splits(r, show_progress=False)[names[split]]
     rec = Recognizer.load(exp)
-    from .search import SearchConfig, Searcher
+    from lstm_asr.decoding.search import SearchConfig, Searcher
 
     cfg = SearchConfig.for_experiment(exp, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
                                       word_score=word_score)
@@ -271,7 +278,7 @@ def evaluate(
     out = exp / (f"decode_{split}" + (f"_beam{beam}" if beam > 1 else "") + ("_lm" if searcher else ""))
     decoding = cfg.describe() if searcher else "greedy" if beam <= 1 else f"prefix beam search, beam {beam}"
     units = resolve_units(r.corpus.type, r.corpus.units)
-    from .error_rates import metric_name
+    from lstm_asr.scoring.error_rates import metric_name
 
     metric = metric_name(r.corpus.type, r.corpus.units)  # ondb: CER; other chars/BPE: WER (scored as words)
     write_decode_dir(out, data, score, {"split": split, "decoding": decoding, "units": units, "metric": metric})
@@ -298,7 +305,7 @@ def lm_build(
         "words"),
 ) -> None:
     """Estimate an n-gram LM and write it as ARPA (loads in the flashlight decoder)."""
-    from .ngram import build_ngram, experiment_sentences, read_sentences
+    from lstm_asr.decoding.ngram import build_ngram, experiment_sentences, read_sentences
 
     if units not in ("words", "chars"):
         raise LstmAsrError(f"unknown --units {units!r} (use words or chars)")
@@ -320,9 +327,9 @@ def lm_lexicon(
 ) -> None:
     """Spell every word of a text in a character model's units (``WORD W O R D |``): the lexicon for word
     decoding with `--lexicon` and a word LM from `lstm-asr lm build TEXT --order 3`."""
-    from .lm_decode import spelling_lexicon
-    from .ngram import read_sentences
-    from .recognizer import Recognizer
+    from lstm_asr.decoding.lm_decode import spelling_lexicon
+    from lstm_asr.decoding.ngram import read_sentences
+    from lstm_asr.decoding.recognizer import Recognizer
 
     entries, unspellable = spelling_lexicon(read_sentences(text), Recognizer.load(model).tokens)
     with reporting_write_errors(out, "the lexicon"):
@@ -344,8 +351,8 @@ def align(
     fmt: Annotated[str, typer.Option("--format", help="textgrid (Praat) or ctm.")] = "textgrid",
 ) -> None:
     """Force-align a known transcript to audio (CTC Viterbi); write a Praat TextGrid or CTM."""
-    from .alignment import align_audio, ctm, textgrid
-    from .recognizer import Recognizer, find_latest_experiment
+    from lstm_asr.decoding.alignment import align_audio, ctm, textgrid
+    from lstm_asr.decoding.recognizer import Recognizer, find_latest_experiment
 
     if fmt not in ("textgrid", "ctm"):
         raise LstmAsrError(f"unknown --format {fmt!r} (use textgrid or ctm)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from .errors import LstmAsrError
+from lstm_asr.errors import LstmAsrError
 
 
 def name_problem(name: str) -> str | None:

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from .errors import RecipeError
-from .path_names import name_problem
+from lstm_asr.errors import RecipeError
+from lstm_asr.path_names import name_problem
 
 
 @dataclass
@@ -59,7 +59,7 @@ class FeaturesSection:
     frame_shift_ms: float = 10.0
     store: str = ""  # folder for the prepared features; default: <corpus.path>/../features
     # "fbank" (speech: the keys above) or "ink" (pen strokes: per-point dx, dy, dt, pen-up, start-of-stroke, and
-    # the keys below; see lstm_asr/ink.py).
+    # the keys below; see lstm_asr/data/ink_features.py).
     type: str = "fbank"
     ink_spacing: float = 0.15  # ink: resampling distance along each trace, in core (x-)heights
     ink_deskew: bool = True  # ink: rotate the line's direction to horizontal

@@ -47,7 +47,7 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained_exp(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> Path:
     """A 2x48 BLSTM overfitted on the tiny corpus's training split (scored on it too)."""
     from lstm_asr.recipe import load_recipe
-    from lstm_asr.train import train
+    from lstm_asr.training.train import train
 
     work = tmp_path_factory.mktemp("exp")
     recipe = write_recipe(work / "overfit.yaml", tiny_corpus, work / "feats",

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from data_prep.audio import load_audio, read_audio
 from data_prep.sphere import write_sphere
-from lstm_asr.audio import load_audio, read_audio
 from lstm_asr.errors import CorpusError
 
 

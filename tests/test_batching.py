@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_asr.batching import bucket_batches
+from lstm_asr.data.batching import bucket_batches
 
 
 def test_batches_cover_every_utterance_once_within_budget() -> None:

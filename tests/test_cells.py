@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lstm_asr.cells import PeepholeBiLSTMLayer, PeepholeLSTMFunction
 from lstm_asr.errors import LstmAsrError, RecipeError
-from lstm_asr.model import BLSTMCTC, ModelConfig, ctc_loss
+from lstm_asr.nn.cells import PeepholeBiLSTMLayer, PeepholeLSTMFunction
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
 from lstm_asr.recipe import recipe_from_dict
 
 

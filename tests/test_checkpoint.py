@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lstm_asr.checkpoint import load_checkpoint, save_checkpoint
 from lstm_asr.errors import LstmAsrError
+from lstm_asr.nn.checkpoint import load_checkpoint, save_checkpoint
 
 
 class _Evil:

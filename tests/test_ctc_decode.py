@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_asr.ctc_decode import Hypothesis, beam_search_batch, greedy_decode, prefix_beam_search
+from lstm_asr.decoding.ctc_decode import Hypothesis, beam_search_batch, greedy_decode, prefix_beam_search
 
 
 def one_hot_log_probs(path: list[int], vocab: int, peak: float = 0.999) -> torch.Tensor:
@@ -287,7 +287,7 @@ def test_bigram_fusion_matches_exhaustive_search(seed: int) -> None:
 
 
 def test_bigram_fusion_tables_from_an_arpa_model() -> None:
-    from lstm_asr.ngram import bigram_fusion_scores, build_ngram
+    from lstm_asr.decoding.ngram import bigram_fusion_scores, build_ngram
 
     lm = build_ngram([["a", "b"], ["a"]], 2, "witten-bell")
     scores, final = bigram_fusion_scores(lm, ["<blank>", "a", "b"], weight=2.0, insertion=0.5)

@@ -10,12 +10,12 @@ import pytest
 import torch
 from conftest import write_recipe
 
-import lstm_asr.train as train_module
-from lstm_asr.checkpoint import load_checkpoint
-from lstm_asr.devices import MixedPrecision, select_device
+import lstm_asr.training.train as train_module
 from lstm_asr.errors import LstmAsrError, RecipeError
-from lstm_asr.model import BLSTMCTC, ModelConfig, ctc_loss
+from lstm_asr.nn.checkpoint import load_checkpoint
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
 from lstm_asr.recipe import load_recipe
+from lstm_asr.training.devices import MixedPrecision, select_device
 
 
 def test_device_selection() -> None:

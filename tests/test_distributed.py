@@ -14,10 +14,10 @@ import pytest
 import torch
 from conftest import run_cli, write_recipe
 
-from lstm_asr.batching import bucket_batches
-from lstm_asr.checkpoint import load_checkpoint
-from lstm_asr.distributed import RANK_WEIGHTS_ENV, shard_batches, torchrun_environment
+from lstm_asr.data.batching import bucket_batches
 from lstm_asr.errors import LstmAsrError
+from lstm_asr.nn.checkpoint import load_checkpoint
+from lstm_asr.training.distributed import RANK_WEIGHTS_ENV, shard_batches, torchrun_environment
 
 
 def _key(batch: np.ndarray) -> tuple[int, ...]:

@@ -12,12 +12,12 @@ import torch
 from conftest import run_cli, write_recipe
 from fake_text_corpus import make_kaldi_data, make_librispeech
 
-from lstm_asr.audio import load_audio
-from lstm_asr.export import ScriptableFbank, ScriptedRecognizer, is_torchscript
-from lstm_asr.features import FeatureConfig, compute_features
+from data_prep.audio import load_audio
+from lstm_asr.data.features import FeatureConfig, compute_features
+from lstm_asr.decoding.export import ScriptableFbank
+from lstm_asr.decoding.recognizer import Recognizer, ScriptedRecognizer, is_torchscript
 from lstm_asr.recipe import load_recipe
-from lstm_asr.recognizer import Recognizer
-from lstm_asr.train import train
+from lstm_asr.training.train import train
 
 # dev = test = train: the tiny model is overfitted, so word outputs can be checked against the references (and
 # one split means one prep).

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torchaudio.compliance.kaldi as kaldi
 
+from lstm_asr.data.features import FeatureConfig, Normalizer, add_deltas, compute_features, fbank
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.features import FeatureConfig, Normalizer, add_deltas, compute_features, fbank
 
 
 def _tone(seconds: float = 1.0, sr: int = 16000) -> torch.Tensor:

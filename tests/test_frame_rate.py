@@ -10,10 +10,11 @@ import pytest
 import torch
 from conftest import run_cli, write_recipe
 
+from lstm_asr.data.ctc_feasibility import ctc_feasible, ctc_min_frames, ctc_min_frames_all
+from lstm_asr.data.feature_store import FeatureSplit
 from lstm_asr.errors import RecipeError
-from lstm_asr.feature_store import FeatureSplit
-from lstm_asr.frame_rate import ctc_feasible, ctc_min_frames_all, stack_frames
-from lstm_asr.model import BLSTMCTC, ModelConfig, ctc_loss, ctc_min_frames
+from lstm_asr.nn.frame_rate import stack_frames
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
 from lstm_asr.recipe import recipe_from_dict
 
 

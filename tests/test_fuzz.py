@@ -47,9 +47,9 @@ from data_prep.inkml import read_inkml
 from data_prep.phones import TIMIT_61
 from data_prep.sphere import read_sphere
 from data_prep.timit import read_phn, read_txt, read_wrd
+from lstm_asr.data.ink_features import InkFeatureConfig, featurize_ink
+from lstm_asr.decoding.ngram import build_ngram, read_arpa
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.ink import InkFeatureConfig, featurize_ink
-from lstm_asr.ngram import build_ngram, read_arpa
 from lstm_asr.path_names import name_problem
 from lstm_asr.recipe import Recipe, dump_recipe, load_recipe
 

@@ -11,15 +11,16 @@ import pytest
 from conftest import run_cli, write_recipe
 
 from data_prep.iam_ondb import OndbSource, read_ink, read_strokes, write_strokes
+from data_prep.ink import Ink
 from data_prep.inkml import inkml_truth, read_inkml, write_inkml
+from lstm_asr.data.ink_features import InkFeatureConfig, featurize_ink, ink_features, normalize, repair, resample
 from lstm_asr.errors import CorpusError
-from lstm_asr.ink import Ink, InkFeatureConfig, featurize_ink, ink_features, normalize, repair, resample
 
 pytest.importorskip("HersheyFonts")
 pytest.importorskip("PIL")
 
 from data_prep.synth_ondb import WriterStyle, generate_ondb_corpus, write_line  # noqa: E402
-from lstm_asr.render import render_ink  # noqa: E402
+from lstm_asr.data.ink_render import render_ink  # noqa: E402
 
 IAM_HEAD = '<?xml version="1.0" encoding="ISO-8859-1"?>\n<WhiteboardCaptureSession><StrokeSet>\n'
 IAM_TAIL = "</StrokeSet></WhiteboardCaptureSession>\n"
@@ -202,7 +203,7 @@ def test_source_skips_and_counts_missing_lines_and_unknown_characters(small_corp
 def ink_exp(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Path:
     """A small BLSTM overfitted on the 8 lines of one training form."""
     from lstm_asr.recipe import load_recipe
-    from lstm_asr.train import train
+    from lstm_asr.training.train import train
 
     work = tmp_path_factory.mktemp("inkexp")
     (small_corpus / "few.txt").write_text((small_corpus / "trainset.txt").read_text().split()[0] + "\n")

@@ -10,10 +10,10 @@ import pytest
 import torch
 from conftest import run_cli
 
+from lstm_asr.decoding.lm_decode import LMDecoder, LMDecoderConfig
+from lstm_asr.decoding.ngram import build_ngram
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.lm_decode import LMDecoder, LMDecoderConfig
-from lstm_asr.ngram import build_ngram
-from lstm_asr.scoring import align
+from lstm_asr.scoring.levenshtein import align
 
 # flashlight-text is the optional "lm" extra: tests of the flashlight decoder need it, the rest do not.
 needs_flashlight = pytest.mark.skipif(importlib.util.find_spec("flashlight") is None,
@@ -46,7 +46,7 @@ def test_bigram_lm_resolves_acoustic_ambiguity(tmp_path: Path) -> None:
 
 
 def test_token_insertion_score_with_our_bigram_fusion(tmp_path: Path) -> None:
-    from lstm_asr.search import SearchConfig, Searcher
+    from lstm_asr.decoding.search import SearchConfig, Searcher
 
     lm = tmp_path / "lm.arpa"
     build_ngram([["a", "b", "c"]], 2, "kneser-ney").write_arpa(lm)
@@ -137,7 +137,7 @@ def test_decode_cli_folder_list_nbest_json_and_lm(trained_exp: Path, tiny_corpus
 
 
 def test_spelling_lexicon_spells_known_words_and_counts_the_rest(tmp_path: Path) -> None:
-    from lstm_asr.lm_decode import read_lexicon, spelling_lexicon
+    from lstm_asr.decoding.lm_decode import read_lexicon, spelling_lexicon
 
     tokens = ["<blank>", "|", "'", "A", "B", "D", "E"]
     entries, left_out = spelling_lexicon([["BAD", "BED"], ["BAD", "ADE'", "CAB"], ["DAB"]], tokens)

@@ -1,4 +1,4 @@
-"""Windowed decoding of long recordings (lstm_asr/long_decode.py): the stitched log-probs equal the whole-file
+"""Windowed decoding of long recordings (lstm_asr/decoding/long_decode.py): the stitched log-probs equal the whole-file
 ones, the network never sees more than a window with its contexts, and the CLI switches to it by itself."""
 
 from __future__ import annotations
@@ -13,13 +13,20 @@ import torch
 import torchaudio.functional as AF
 from conftest import run_cli
 
+from data_prep.audio import load_audio
 from data_prep.sphere import read_sphere
-from lstm_asr.audio import load_audio
-from lstm_asr.ctc_decode import greedy_decode
-from lstm_asr.features import FeatureConfig, compute_features
-from lstm_asr.long_decode import AudioFile, ResampledAudio, WindowConfig, is_long, plan_windows, windowed_log_probs
-from lstm_asr.model import BLSTMCTC, ModelConfig
-from lstm_asr.recognizer import Recognizer
+from lstm_asr.data.features import FeatureConfig, compute_features
+from lstm_asr.decoding.ctc_decode import greedy_decode
+from lstm_asr.decoding.long_decode import (
+    AudioFile,
+    ResampledAudio,
+    WindowConfig,
+    is_long,
+    plan_windows,
+    windowed_log_probs,
+)
+from lstm_asr.decoding.recognizer import Recognizer
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig
 
 WINDOW = WindowConfig(window_seconds=2.0, context_seconds=1.0)  # windowed above 4 s
 
@@ -80,7 +87,7 @@ def test_windowed_log_probs_equal_whole_file(trained_exp: Path, tiny_corpus: Pat
 
 def test_window_audio_and_features_equal_the_whole_files(tiny_corpus: Path, tmp_path: Path) -> None:
     """Window-wise resampling and featurisation reproduce the whole file's samples and features."""
-    from lstm_asr.long_decode import _features
+    from lstm_asr.decoding.long_decode import _features
 
     wav = long_recording(tiny_corpus, tmp_path / "long.wav", seconds=6.0, rate=22050, channels=2)
     cfg = FeatureConfig()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lstm_asr.data.ctc_feasibility import ctc_min_frames
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.model import BLSTMCTC, ModelConfig, ctc_loss, ctc_min_frames, reverse_padded
+from lstm_asr.nn.cells import reverse_padded
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
 
 
 def test_reverse_padded_reverses_within_length_and_is_its_own_inverse() -> None:

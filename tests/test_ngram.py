@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from lstm_asr.decoding.ngram import build_ngram, check_vocab, read_arpa
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.ngram import build_ngram, check_vocab, read_arpa
 
 # Two sentences; the vocabulary is a, b, </s>, <unk> (4 words: the uniform floor is 1/4).
 TEXT = [["a", "b"], ["a"]]

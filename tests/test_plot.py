@@ -12,9 +12,9 @@ import pytest
 from conftest import run_cli
 
 from lstm_asr.errors import LstmAsrError, RecipeError
-from lstm_asr.plot import Curves, draw_curves, read_curves, read_experiments, smooth
 from lstm_asr.recipe import recipe_from_dict
-from lstm_asr.tensorboard_log import TensorBoardLog, open_tensorboard
+from lstm_asr.scoring.plot import Curves, draw_curves, read_curves, read_experiments, smooth
+from lstm_asr.training.tensorboard_log import TensorBoardLog, open_tensorboard
 
 C0, C1 = (31, 119, 180), (255, 127, 14)  # matplotlib's first two cycle colours: one per experiment
 

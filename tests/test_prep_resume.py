@@ -15,7 +15,7 @@ import pytest
 from conftest import write_recipe
 from fake_timit import make_fake_timit
 
-from lstm_asr.feature_store import FeatureSplit
+from lstm_asr.data.feature_store import FeatureSplit
 
 HERE = Path(__file__).parent
 SHARD = 4  # utterances per shard: the 32 training utterances make 8 shards
@@ -31,10 +31,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def reference(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The training split prepared in one uninterrupted run."""
-    from lstm_asr.corpus import open_source
-    from lstm_asr.prep import feature_config, prep_split
+    from data_prep.corpora import open_source
+    from lstm_asr.data.prep import feature_config, prep_split
+    from lstm_asr.data.tokens import TokenSet
     from lstm_asr.recipe import load_recipe
-    from lstm_asr.tokens import TokenSet
 
     work = tmp_path_factory.mktemp("ref")
     recipe = load_recipe(write_recipe(work / "r.yaml", corpus, work / "feats"))
@@ -97,10 +97,10 @@ def test_prep_killed_midway_resumes_without_redoing_finished_shards(corpus: Path
 
 def interrupted_prep(corpus: Path, out: Path, after: int, **cfg_overrides) -> None:
     """Run the training split's prep in-process and stop it (an exception) after ``after`` utterances."""
-    from lstm_asr.corpus import open_source
-    from lstm_asr.features import FeatureConfig
-    from lstm_asr.prep import prep_split
-    from lstm_asr.tokens import TokenSet
+    from data_prep.corpora import open_source
+    from lstm_asr.data.features import FeatureConfig
+    from lstm_asr.data.prep import prep_split
+    from lstm_asr.data.tokens import TokenSet
 
     class Stop(Exception):
         pass
@@ -120,10 +120,10 @@ def interrupted_prep(corpus: Path, out: Path, after: int, **cfg_overrides) -> No
 
 
 def resume(corpus: Path, out: Path):
-    from lstm_asr.corpus import open_source
-    from lstm_asr.features import FeatureConfig
-    from lstm_asr.prep import prep_split
-    from lstm_asr.tokens import TokenSet
+    from data_prep.corpora import open_source
+    from lstm_asr.data.features import FeatureConfig
+    from lstm_asr.data.prep import prep_split
+    from lstm_asr.data.tokens import TokenSet
 
     source = open_source("timit", corpus)
     return prep_split(source, "train", out, FeatureConfig(), TokenSet(source.tokens()), jobs=1, shard_size=SHARD)

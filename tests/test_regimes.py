@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from lstm_asr.regularizers import spec_mask, weight_noise
-from lstm_asr.schedules import next_lr
+from lstm_asr.training.regularizers import spec_mask, weight_noise
+from lstm_asr.training.schedules import next_lr
 
 
 def test_newbob_halves_only_on_plateau_and_cosine_anneals() -> None:

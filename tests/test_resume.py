@@ -15,9 +15,9 @@ import pytest
 import torch
 from conftest import run_cli, write_recipe
 
-import lstm_asr.train as train_module
-from lstm_asr.checkpoint import load_checkpoint
+import lstm_asr.training.train as train_module
 from lstm_asr.errors import LstmAsrError
+from lstm_asr.nn.checkpoint import load_checkpoint
 from lstm_asr.recipe import load_recipe
 
 # Dropout, SGD momentum, newbob and SpecAugment masks all draw from or carry state that a resume must restore.
@@ -130,7 +130,7 @@ def test_consecutive_nonfinite_steps_stop_with_last_good_checkpoint(tiny_corpus:
 
 def test_recipe_differences_ignore_runtime_keys_and_new_keys_left_at_default() -> None:
     from lstm_asr.recipe import Recipe
-    from lstm_asr.resume import recipe_differences
+    from lstm_asr.training.resume import recipe_differences
 
     old = Recipe().to_dict()
     new = Recipe().to_dict()

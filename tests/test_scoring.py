@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstm_asr.scoring import ErrorCounts, align, format_alignment, score
+from lstm_asr.scoring.levenshtein import ErrorCounts, align, format_alignment, score
 
 
 def reference_distance(ref: tuple[str, ...], hyp: tuple[str, ...]) -> int:

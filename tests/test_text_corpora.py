@@ -11,13 +11,13 @@ import pytest
 import soundfile as sf
 from fake_text_corpus import make_kaldi_data, make_librispeech, make_manifest
 
-from lstm_asr.corpus import open_source
+from data_prep.corpora import open_source
+from data_prep.units import WORD_SEP
+from lstm_asr.data.features import FeatureConfig
+from lstm_asr.data.prep import prep_split
+from lstm_asr.data.tokens import TokenSet
 from lstm_asr.errors import CorpusError
-from lstm_asr.features import FeatureConfig
-from lstm_asr.prep import prep_split
 from lstm_asr.recipe import CorpusSection
-from lstm_asr.tokens import TokenSet
-from lstm_asr.units import WORD_SEP
 
 SPLITS = {"train": (2, 3), "dev": (1, 2)}
 
@@ -27,11 +27,12 @@ def source(kind: str, path: Path, **opts):
 
 
 def frames_of(item) -> int:
-    """Frames of an item as prep computes them (through its source's featurize, segment options included)."""
-    from lstm_asr.corpus import source_class
+    """Frames of an item as prep computes them (through its source's reader, segment options included)."""
+    from data_prep.corpora import source_class
+    from lstm_asr.data.prep import featurize_input
 
-    opts = item.audio_options()
-    return source_class("kaldi_dir").featurize(str(item.path), FeatureConfig().to_dict(), **opts).shape[0]
+    raw = source_class("kaldi_dir").read(str(item.path), **item.audio_options())
+    return featurize_input(raw, FeatureConfig().to_dict(), str(item.path)).shape[0]
 
 
 @pytest.fixture(scope="module")
@@ -130,11 +131,10 @@ def test_kaldi_piped_command_refused_unless_allowed(kaldi, tmp_path):
     piped = next(it for it in items if it.utt_id == utt)
     assert piped.command == f"cat {path} |"
     direct = next(it for it in source("kaldi_dir", kaldi).split("train").items if it.utt_id == utt)
-    cfg = FeatureConfig().to_dict()
-    from data_prep.text_corpus import featurize_segment
+    from data_prep.text_corpus import read_segment
 
-    np.testing.assert_array_equal(featurize_segment(str(piped.path), cfg, **piped.audio_options()),
-                                  featurize_segment(str(direct.path), cfg))
+    np.testing.assert_array_equal(read_segment(str(piped.path), **piped.audio_options()).samples,
+                                  read_segment(str(direct.path)).samples)
 
 
 def test_kaldi_bad_lists(kaldi, tmp_path):
@@ -231,7 +231,7 @@ def test_bpe_units_through_a_reader(kaldi):
     src = source("kaldi_dir", kaldi, units="bpe", bpe_vocab_size=20)
     items = src.split("train").items
     text = dict(line.split(" ", 1) for line in (kaldi / "train" / "text").read_text().splitlines())
-    from lstm_asr.units import tokens_to_words
+    from data_prep.units import tokens_to_words
 
     assert all(tokens_to_words(it.labels, "bpe") == text[it.utt_id].split() for it in items)
     assert set().union(*(it.labels for it in items)) <= set(src.tokens())

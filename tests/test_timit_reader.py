@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fake_timit import FAKE_PHONE_FREQS, FAKE_PHONES, make_fake_timit
 
+from data_prep.audio import read_audio
 from data_prep.phones import PHONES_39, TIMIT_61, TRAIN_PHONES, fold_39, fold_48
 from data_prep.timit import (
     CORE_TEST_SPEAKERS,
@@ -20,7 +21,6 @@ from data_prep.timit import (
     read_txt,
     read_wrd,
 )
-from lstm_asr.audio import read_audio
 from lstm_asr.errors import CorpusError
 
 # ---------------------------------------------------------------------------------------------- phone sets

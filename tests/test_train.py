@@ -12,7 +12,7 @@ from conftest import run_cli, write_recipe
 from fake_timit import make_fake_timit
 
 from data_prep.sphere import read_sphere
-from lstm_asr.feature_store import FeatureSplit
+from lstm_asr.data.feature_store import FeatureSplit
 
 
 def test_tiny_model_overfits_to_near_zero_per(trained_exp: Path) -> None:
@@ -63,7 +63,7 @@ def test_evaluate_cli_writes_alignments(trained_exp: Path) -> None:
 
 
 def test_bad_corpus_files_are_skipped_and_counted(tmp_path: Path) -> None:
-    from lstm_asr.prep import prep
+    from lstm_asr.data.prep import prep
     from lstm_asr.recipe import load_recipe
 
     root = make_fake_timit(tmp_path / "c", n_train=2, n_dev=1, n_core=1, utts_per_speaker=4, seed=3)
@@ -94,7 +94,7 @@ def test_bad_corpus_files_are_skipped_and_counted(tmp_path: Path) -> None:
 
 
 def test_prep_is_redone_when_corpus_changes(tmp_path: Path) -> None:
-    from lstm_asr.prep import prep
+    from lstm_asr.data.prep import prep
     from lstm_asr.recipe import load_recipe
 
     root = make_fake_timit(tmp_path / "c", n_train=2, n_dev=1, n_core=1, utts_per_speaker=2)
@@ -128,9 +128,9 @@ def test_recipe_errors_name_the_key_through_cli(tmp_path: Path, tiny_corpus: Pat
 
 
 def test_training_is_seeded(tmp_path: Path, tiny_corpus: Path) -> None:
-    from lstm_asr.checkpoint import load_checkpoint
+    from lstm_asr.nn.checkpoint import load_checkpoint
     from lstm_asr.recipe import load_recipe
-    from lstm_asr.train import train
+    from lstm_asr.training.train import train
 
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_corpus, tmp_path / "feats",
                                       training={"max_epochs": 2}))
@@ -149,15 +149,15 @@ def test_training_is_seeded(tmp_path: Path, tiny_corpus: Path) -> None:
 
 def test_decode_cli_uses_every_output_frame_of_a_frame_stacking_model(tiny_corpus: Path, tmp_path: Path) -> None:
     """The CLI's batched decoder must reduce the input lengths exactly once (a x3 model emits T/3 frames)."""
+    from data_prep.audio import load_audio
     from data_prep.phones import TRAIN_PHONES
-    from lstm_asr.audio import load_audio
-    from lstm_asr.checkpoint import save_checkpoint
-    from lstm_asr.ctc_decode import greedy_decode
-    from lstm_asr.model import BLSTMCTC, ModelConfig
+    from lstm_asr.data.tokens import TokenSet
+    from lstm_asr.decoding.ctc_decode import greedy_decode
+    from lstm_asr.decoding.recognizer import Recognizer
+    from lstm_asr.nn.checkpoint import save_checkpoint
+    from lstm_asr.nn.model import BLSTMCTC, ModelConfig
     from lstm_asr.recipe import load_recipe
-    from lstm_asr.recognizer import Recognizer
-    from lstm_asr.tokens import TokenSet
-    from lstm_asr.train import model_checkpoint
+    from lstm_asr.training.train import model_checkpoint
 
     torch.manual_seed(0)
     tokens = TokenSet(list(TRAIN_PHONES)).symbols

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from lstm_asr.corpus import score_units_for
-from lstm_asr.error_report import character_counts, sclite_summary
+from data_prep.corpora import score_units_for
+from data_prep.units import BPE_SPACE, WORD_SEP, CharUnits, PhoneUnits, UnitError, make_units, tokens_to_words
 from lstm_asr.errors import CorpusError, LstmAsrError
-from lstm_asr.scoring import align
-from lstm_asr.units import BPE_SPACE, WORD_SEP, CharUnits, PhoneUnits, UnitError, make_units, tokens_to_words
+from lstm_asr.scoring.error_report import character_counts, sclite_summary
+from lstm_asr.scoring.levenshtein import align
 
 TEXTS = ["THE CAT SAT", "A  CAT", "THE MAT SAT ON A CAT"]
 

@@ -19,16 +19,16 @@ import torch
 from conftest import write_recipe
 
 import lstm_asr.atomic_file as atomic_file_module
-import lstm_asr.checkpoint as checkpoint_module
-import lstm_asr.feature_store as feature_store_module
-import lstm_asr.train as train_module
+import lstm_asr.data.feature_store as feature_store_module
+import lstm_asr.nn.checkpoint as checkpoint_module
+import lstm_asr.training.train as train_module
 from lstm_asr import cli
-from lstm_asr.checkpoint import load_checkpoint, save_checkpoint
+from lstm_asr.data.feature_store import SplitWriter
 from lstm_asr.errors import LstmAsrError, os_error_problem, write_error
-from lstm_asr.evaluate import SplitScore, write_decode_dir
-from lstm_asr.feature_store import SplitWriter
-from lstm_asr.scoring import ErrorCounts
-from lstm_asr.train import MetricsLog
+from lstm_asr.nn.checkpoint import load_checkpoint, save_checkpoint
+from lstm_asr.scoring.evaluate import SplitScore, write_decode_dir
+from lstm_asr.scoring.levenshtein import ErrorCounts
+from lstm_asr.training.train import MetricsLog
 
 FAULTS = {
     "disk full": (OSError(errno.ENOSPC, "No space left on device"), "no space left on device"),
@@ -192,7 +192,7 @@ def test_cli_train_disk_full_is_one_line_and_keeps_the_last_checkpoint(
 def test_cli_turns_unwrapped_write_errors_into_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture) -> None:
     """A writer the library did not wrap still ends in one line (with the path when the OSError has one)."""
-    import lstm_asr.report as report_module
+    import lstm_asr.scoring.report as report_module
 
     def full(*_args, **_kwargs):  # type: ignore[no-untyped-def]
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "somewhere.md"))

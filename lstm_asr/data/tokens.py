@@ -1,0 +1,37 @@
+"""Output token inventories: blank at index 0, then the labels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from lstm_asr.errors import LstmAsrError
+
+BLANK = "<blank>"
+
+
+class TokenSet:
+    """Maps label symbols to ids (blank = 0) and back. Stored with every model as a plain list."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        if len(set(labels)) != len(labels):
+            raise LstmAsrError("token list has duplicates")
+        if BLANK in labels:
+            raise LstmAsrError(f"{BLANK} is reserved for the CTC blank")
+        self.symbols: list[str] = [BLANK, *labels]
+        self._ids = {s: i for i, s in enumerate(self.symbols)}
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def __contains__(self, symbol: str) -> bool:
+        return symbol in self._ids and symbol != BLANK
+
+    def encode(self, symbols: Iterable[str]) -> list[int]:
+        """Label ids of ``symbols``; an unknown symbol raises KeyError naming it."""
+        try:
+            return [self._ids[s] for s in symbols]
+        except KeyError as exc:
+            raise KeyError(f"symbol {exc.args[0]!r} is not in the token set") from None
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        return [self.symbols[i] for i in ids]

@@ -1,0 +1,115 @@
+"""Decoding and drawing pen-stroke files: ``lstm-asr decode`` for handwriting models, and ``lstm-asr render``.
+
+A handwriting model's checkpoint stores ink feature settings (``features.type: ink``), so
+:class:`~lstm_asr.decoding.recognizer.Recognizer` knows its input is pen strokes; the CLI hands such models to
+:func:`decode_ink_files`. Input files are IAM-OnDB stroke XML or InkML (told apart by the root element). When a
+file carries its transcription (an InkML ``<annotation type="truth">``, or the ``ascii`` line of a stroke file
+inside an IAM-OnDB tree), the character error rate against it is reported too; a transcription with characters
+the model cannot write is a one-line error naming the file and the character.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from data_prep.iam_ondb import read_ink_and_truth
+from data_prep.units import WORD_SEP
+from lstm_asr.data.ink_features import InkFeatureConfig, featurize_ink
+from lstm_asr.decoding.ctc_decode import greedy_decode, prefix_beam_search
+from lstm_asr.decoding.recognizer import Recognizer, Transcript
+from lstm_asr.errors import CorpusError, LstmAsrError
+from lstm_asr.scoring.levenshtein import align
+
+
+def reference_labels(ref: str, tokens: list[str], path: str | Path) -> list[str]:
+    """Character labels of a transcription; a character outside the model's vocabulary is an error."""
+    labels = [WORD_SEP if c == " " else c for c in " ".join(ref.split())]
+    known = set(tokens)
+    bad = sorted({c for c in labels if c not in known})
+    if bad:
+        raise LstmAsrError(f"{path}: transcription has characters outside the model's vocabulary: "
+                           f"{' '.join(repr(c) for c in bad)}")
+    return labels
+
+
+@dataclass
+class InkResult:
+    transcript: Transcript
+    reference: str | None = None
+    cer: float | None = None  # percent, when a reference is known
+
+    def to_dict(self) -> dict:
+        d = self.transcript.to_dict()
+        if self.reference is not None:
+            d.update(reference=self.reference, cer=round(self.cer, 2))
+        return d
+
+
+@torch.inference_mode()
+def transcribe_ink(rec: Recognizer, path: str | Path, beam: int = 1) -> InkResult:
+    """Recognise one pen-stroke file; token times are the writing times of the points where they are emitted."""
+    cfg = rec.features
+    if not isinstance(cfg, InkFeatureConfig):
+        raise LstmAsrError(f"{path}: this model reads audio, not pen strokes")
+    ink, ref = read_ink_and_truth(path)
+    labels = reference_labels(ref, rec.tokens, path) if ref is not None else None
+    try:
+        feats, norm = featurize_ink(ink, cfg)
+    except CorpusError:
+        raise
+    except LstmAsrError as exc:
+        raise CorpusError(path, str(exc)) from None
+    x = torch.from_numpy(feats)
+    lp = rec.model(x.unsqueeze(0), torch.tensor([x.shape[0]]))[0]
+    if beam <= 1:
+        hyp = greedy_decode(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
+    else:
+        hyp = prefix_beam_search(lp, beam=beam)[0]
+    t = norm.points()[:, 2] + float(ink.points()[0, 2])
+    frames = list(hyp.frames) if hyp.frames else [0] * len(hyp.tokens)
+    ends = frames[1:] + [len(t) - 1]
+    times = [(float(t[f]), float(t[min(e, len(t) - 1)])) for f, e in zip(frames, ends, strict=True)]
+    tokens = [rec.tokens[i] for i in hyp.tokens]
+    transcript = Transcript(str(path), tokens, times, float(hyp.score), ink.duration, "chars")
+    if labels is None:
+        return InkResult(transcript)
+    _, counts = align(labels, tokens)
+    return InkResult(transcript, " ".join(ref.split()), counts.rate * 100)
+
+
+def decode_ink_files(rec: Recognizer, files: list[Path], beam: int = 1, as_json: bool = False) -> None:
+    """Print one line per file (``file<TAB>text``, plus the CER when the file has a transcription); a bad file
+    is reported on stderr and the others still decode."""
+    failed = 0
+    for f in files:
+        try:
+            result = transcribe_ink(rec, f, beam=beam)
+        except LstmAsrError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if as_json:
+            print(json.dumps(result.to_dict()), flush=True)
+        else:
+            extra = f"\tCER {result.cer:.2f}% (ref: {result.reference})" if result.reference is not None else ""
+            print(f"{f}\t{result.transcript.text}{extra}", flush=True)
+    if failed:
+        raise LstmAsrError(f"{failed} of {len(files)} files could not be decoded")
+
+
+def render_file(ink_path: Path, out: Path, model: Path | None = None) -> str:
+    """Draw a pen-stroke file to PNG with the recognised text (with ``model``) or its transcription beneath."""
+    from lstm_asr.data.ink_render import render_ink
+
+    ink, ref = read_ink_and_truth(ink_path)
+    text = ref
+    if model is not None:
+        text = transcribe_ink(Recognizer.load(model), ink_path).transcript.text
+    info = render_ink(ink, out, text=text)
+    return (f"wrote {out}: {len(info.pixels)} points in {info.strokes} strokes, {info.size[0]}x{info.size[1]} px"
+            + (f"; text: {text}" if text else ""))

@@ -1,0 +1,175 @@
+"""Decoding audio files with a trained model: load, resample, featurise, run the network, search.
+
+``Recognizer.load(EXP_OR_CHECKPOINT)`` accepts an experiment folder (its ``best.pt``) or a checkpoint file.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from data_prep.corpora import resolve_units
+from lstm_asr.data.features import FeatureConfig, compute_features
+from lstm_asr.decoding.ctc_decode import greedy_decode, prefix_beam_search
+from lstm_asr.decoding.long_decode import DEFAULT_WINDOW, WindowConfig, is_long, windowed_log_probs
+from lstm_asr.errors import LstmAsrError
+from lstm_asr.nn.checkpoint import load_checkpoint
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig
+
+
+@dataclass
+class Transcript:
+    path: str
+    tokens: list[str]
+    times: list[tuple[float, float]]  # per token: (start, end) in seconds, from the frames where it was emitted
+    score: float
+    duration: float  # seconds of audio
+    units: str = "phones"  # "chars" / "bpe": the text is words, glued back from the tokens
+
+    @property
+    def text(self) -> str:
+        from data_prep.units import tokens_to_words
+
+        return " ".join(tokens_to_words(self.tokens, self.units))
+
+    def to_dict(self, with_times: bool = True) -> dict:
+        d = {"file": self.path, "text": self.text, "score": round(self.score, 4), "duration": round(self.duration, 3)}
+        if with_times:
+            d["tokens"] = [{"token": t, "start": round(s, 3), "end": round(e, 3)}
+                           for t, (s, e) in zip(self.tokens, self.times, strict=True)]
+        return d
+
+
+def find_latest_experiment(root: Path = Path("exp")) -> Path:
+    """The most recently written experiment (a folder with ``best.pt``) under ``root``."""
+    found = sorted(root.glob("**/best.pt"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    if not found:
+        raise LstmAsrError(f"{root}: no trained experiment found (train one, or pass --model EXP)")
+    return found[-1].parent
+
+
+class Recognizer:
+    """A trained model with its feature settings and token list, ready to decode audio."""
+
+    def __init__(self, model: BLSTMCTC, features: FeatureConfig, tokens: list[str], corpus_type: str,
+                 units: str = "phones") -> None:
+        self.model = model.eval()
+        self.features = features
+        self.tokens = tokens
+        self.corpus_type = corpus_type
+        self.units = units  # output units: "phones", "chars" or "bpe" (decides how tokens become text)
+        self.input_type = "ink" if getattr(features, "type", "") == "ink" else "audio"  # stored in the checkpoint
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recognizer:
+        path = Path(path)
+        ckpt_path = path / "best.pt" if path.is_dir() else path
+        if is_torchscript(ckpt_path):  # a file written by ``lstm-asr export``
+            return ScriptedRecognizer.load_file(ckpt_path)
+        ckpt = load_checkpoint(ckpt_path)
+        try:
+            model = BLSTMCTC(ModelConfig(**ckpt["model_config"]))
+            model.load_state_dict(ckpt["state_dict"])
+            feats = ckpt["features"]
+            if feats.get("type") == "ink":  # a handwriting model: pen strokes in (see lstm_asr/decoding/ink_decode.py)
+                from lstm_asr.data.ink_features import InkFeatureConfig
+
+                features = InkFeatureConfig.from_dict(feats)
+            else:
+                features = FeatureConfig(**feats)
+            tokens = list(ckpt["tokens"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise LstmAsrError(f"{ckpt_path}: checkpoint does not match this version of lstm-asr ({exc})") from None
+        corpus = (ckpt.get("recipe") or {}).get("corpus") or {}
+        units = resolve_units(ckpt.get("corpus_type", ""), corpus.get("units") or "")
+        return cls(model, features, tokens, ckpt.get("corpus_type", ""), units)
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds per output frame: the feature frame shift times the model's frame-rate reduction."""
+        reduction = self.model.frame_reduction if isinstance(self.model, BLSTMCTC) else 1
+        return self.features.frame_shift_ms / 1000 * reduction
+
+    @torch.inference_mode()
+    def log_probs(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities (T, C) of a 1-D waveform at the model's sample rate."""
+        feats = compute_features(waveform, self.features)
+        return self.model(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))[0]
+
+    def transcribe(self, path: str | Path, beam: int = 1, token_top_k: int = 0,
+                   window: WindowConfig | None = DEFAULT_WINDOW) -> Transcript:
+        """Decode one file of any format soundfile reads (resampled, downmixed).
+
+        A recording longer than ``window`` (with its two contexts) is decoded window by window in bounded memory
+        (:mod:`lstm_asr.decoding.long_decode`); ``window=None`` always decodes the file whole.
+        """
+        from data_prep.audio import load_audio
+
+        if isinstance(self.model, BLSTMCTC) and is_long(path, self.features, self.model.frame_reduction, window):
+            lp, duration = windowed_log_probs(self.model, self.features, path, window)
+        else:
+            wav = load_audio(path, self.features.sample_rate)
+            lp, duration = self.log_probs(wav), wav.numel() / self.features.sample_rate
+        if beam <= 1:
+            hyp = greedy_decode(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
+        else:
+            hyp = prefix_beam_search(lp, beam=beam, token_top_k=token_top_k or None)[0]
+        shift = self.frame_seconds
+        frames = list(hyp.frames) if hyp.frames else [0] * len(hyp.tokens)
+        ends = frames[1:] + [lp.shape[0]]
+        # A token spans from the frame it is first emitted to the next token's frame (CTC spikes carry no
+        # duration; this is the usual convention for token times from CTC output).
+        times = [(f * shift, e * shift) for f, e in zip(frames, ends, strict=True)]
+        return Transcript(str(path), [self.tokens[i] for i in hyp.tokens], times, float(hyp.score), duration,
+                          self.units)
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """True for a TorchScript archive (a zip with compiled code), False for an lstm-asr checkpoint."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.split("/", 1)[-1].startswith("code/") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+class ScriptedRecognizer(Recognizer):
+    """A :class:`Recognizer` over an exported TorchScript file (no experiment folder, no recipe needed).
+
+    The module takes a waveform, not padded feature batches, so it is kept as ``scripted`` and ``model`` is None:
+    batch decoders (``batch_decode.decode_files``) then call :meth:`log_probs` per file.
+    """
+
+    def __init__(self, module: torch.jit.ScriptModule, features: FeatureConfig, tokens: list[str],
+                 corpus_type: str, units: str) -> None:
+        self.scripted = module.eval()
+        self.model = None
+        self.features = features
+        self.tokens = tokens
+        self.corpus_type = corpus_type
+        self.units = units
+        self.input_type = "audio"
+
+    @classmethod
+    def load_file(cls, path: str | Path) -> ScriptedRecognizer:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                module = torch.jit.load(str(path), map_location="cpu")
+            features = FeatureConfig(**json.loads(module.feature_config))
+            tokens, units, corpus_type = list(module.tokens), str(module.units), str(module.corpus_type)
+        except (RuntimeError, AttributeError, ValueError) as exc:
+            raise LstmAsrError(f"{path}: not an lstm-asr export ({str(exc).splitlines()[0][:120]})") from None
+        return cls(module, features, tokens, corpus_type, units)
+
+    @torch.inference_mode()
+    def log_probs(self, waveform: torch.Tensor) -> torch.Tensor:
+        try:
+            return self.scripted(waveform)
+        except RuntimeError as exc:  # a scripted ``raise`` arrives as a RuntimeError
+            raise LstmAsrError(f"cannot decode: {str(exc).strip().splitlines()[-1][:160]}") from None

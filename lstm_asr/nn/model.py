@@ -1,0 +1,161 @@
+"""Stacked bidirectional LSTM with a CTC head.
+
+The backward direction of each layer runs a unidirectional ``nn.LSTM`` over *per-sequence reversed* inputs:
+utterance ``b`` of length ``L_b`` is reversed over its first ``L_b`` frames only, so its padding stays at the end
+and never reaches the backward state of any real frame. Measured on this 2-core CPU (``bench/bench_blstm.py``),
+this trains several times faster than ``pack_padded_sequence`` while giving each utterance exactly the outputs it
+gets alone in a batch of one.
+
+The cell (``lstm``, ``gru``, ``peephole``; a projection for ``lstm``) is chosen in the config
+(``lstm_asr/nn/cells.py``),
+and so is frame-rate reduction (input frame stacking with subsampling, pyramidal halving between layers;
+``lstm_asr/nn/frame_rate.py``): the network then emits fewer frames than it reads, and :meth:`BLSTMCTC.output_lengths`
+says how many.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lstm_asr.data.features import Normalizer
+from lstm_asr.errors import LstmAsrError
+from lstm_asr.nn.cells import BiRNNLayer, PeepholeBiLSTMLayer, reverse_padded  # noqa: F401 - reverse_padded re-exported
+from lstm_asr.nn.frame_rate import reduced_length, stack_frames
+
+CELLS = ("lstm", "peephole", "gru")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the network; stored in every checkpoint so a model can be rebuilt without its recipe."""
+
+    input_dim: int
+    num_classes: int  # labels + blank (blank is class 0)
+    hidden: int = 250
+    layers: int = 3
+    dropout: float = 0.0
+    init: str = "default"  # "default" (PyTorch's) or "uniform" (Graves 2013: U(-init_scale, init_scale))
+    init_scale: float = 0.1
+    cell: str = "lstm"  # "lstm" (nn.LSTM), "peephole" (Gers & Schmidhuber 2000) or "gru"
+    projection: int = 0  # LSTMP (Sak et al. 2014): recurrent projection size per direction; 0 = none (lstm only)
+    peephole_output_activation: str = "tanh"  # peephole cell: h = o * tanh(c), or "identity": h = o * c
+    stack_frames: int = 1  # input frames stacked side by side (Sak et al. 2015: 3)
+    subsample: int = 1  # keep every n-th stacked frame (Sak et al. 2015: 3, a 30 ms rate)
+    pyramid: int = 0  # layers (from the bottom) after which neighbouring frame pairs are concatenated (rate / 2)
+
+    def __post_init__(self) -> None:
+        if self.init not in ("default", "uniform"):
+            raise LstmAsrError(f"model.init: unknown initialisation {self.init!r} (use 'default' or 'uniform')")
+        if self.layers < 1 or self.hidden < 1 or self.input_dim < 1 or self.num_classes < 2:
+            raise LstmAsrError("model: layers, hidden, input_dim must be >= 1 and num_classes >= 2")
+        if not 0.0 <= self.dropout < 1.0:
+            raise LstmAsrError(f"model.dropout: {self.dropout} is not in [0, 1)")
+        if self.cell not in CELLS:
+            raise LstmAsrError(f"model.cell: unknown cell type {self.cell!r} (use {', '.join(CELLS)})")
+        if self.projection < 0 or (self.projection and self.cell != "lstm"):
+            raise LstmAsrError(f"model.projection: a projection is only supported with cell 'lstm', "
+                               f"not {self.cell!r}" if self.projection > 0 else "model.projection: must be >= 0")
+        if self.projection >= self.hidden:
+            raise LstmAsrError(f"model.projection: {self.projection} must be smaller than model.hidden "
+                               f"({self.hidden})")
+        if self.peephole_output_activation not in ("tanh", "identity"):
+            raise LstmAsrError(f"model.peephole_output_activation: {self.peephole_output_activation!r} is not "
+                               "one of tanh, identity")
+        if self.stack_frames < 1 or self.subsample < 1:
+            raise LstmAsrError("model.stack_frames and model.subsample must be >= 1")
+        if not 0 <= self.pyramid < self.layers:
+            raise LstmAsrError(f"model.pyramid: {self.pyramid} must be between 0 and model.layers - 1 "
+                               f"({self.layers - 1})")
+
+    @property
+    def frame_reduction(self) -> int:
+        """How many input frames make one output frame (output frame shift / input frame shift)."""
+        return self.subsample * 2**self.pyramid
+
+
+class BiLSTMLayer(BiRNNLayer):
+    """One bidirectional layer: forward LSTM on the inputs, backward LSTM on per-sequence reversed inputs."""
+
+    def __init__(self, input_dim: int, hidden: int, projection: int = 0) -> None:
+        super().__init__(input_dim, hidden, "lstm", projection)
+
+
+def make_layer(config: ModelConfig, input_dim: int) -> nn.Module:
+    """One bidirectional layer of the configured cell; its ``output_dim`` is what the next layer reads."""
+    if config.cell == "peephole":
+        return PeepholeBiLSTMLayer(input_dim, config.hidden, config.peephole_output_activation)
+    if config.cell == "gru":
+        return BiRNNLayer(input_dim, config.hidden, "gru")
+    return BiLSTMLayer(input_dim, config.hidden, config.projection)
+
+
+class BLSTMCTC(nn.Module):
+    """Normalisation -> stacked BLSTM -> linear -> log-softmax over blank + labels.
+
+    ``forward(features (B, T, D), lengths (B,))`` takes un-normalised features and returns log-probabilities
+    (B, T', C). Outputs at padded frames are meaningless and must be ignored (the CTC loss and decoders use
+    ``output_lengths(lengths)``). T' = T unless the config reduces the frame rate.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        # Feature normalisation lives in the model so checkpoints and exports carry the training statistics.
+        self.normalizer = Normalizer(config.input_dim)
+        layers, dim = [], config.input_dim * config.stack_frames
+        for i in range(config.layers):
+            layers.append(make_layer(config, dim))
+            # A pyramid step after this layer concatenates frame pairs: the next layer reads twice the width.
+            dim = layers[-1].output_dim * (2 if i < config.pyramid else 1)
+        self.layers = nn.ModuleList(layers)
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(dim, config.num_classes)
+        if config.init == "uniform":
+            for p in self.parameters():
+                nn.init.uniform_(p, -config.init_scale, config.init_scale)
+
+    @property
+    def frame_reduction(self) -> int:
+        """Input frames per output frame (token times: output frame index x frame shift x this)."""
+        return self.config.frame_reduction
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Output frames per utterance for input ``lengths`` (the lengths to give the CTC loss and decoders)."""
+        c = self.config
+        if c.stack_frames > 1 or c.subsample > 1:
+            lengths = reduced_length(lengths, c.subsample)
+        for _ in range(c.pyramid):
+            lengths = reduced_length(lengths, 2)
+        return lengths
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        x, lengths = stack_frames(self.normalizer(features), lengths, c.stack_frames, c.subsample)
+        for i, layer in enumerate(self.layers):
+            # Dropout on each layer's output (Graves-style), never on the input features.
+            x = self.dropout(layer(x, lengths))
+            if i < c.pyramid:
+                x, lengths = stack_frames(x, lengths, 2, 2)
+        # Log-softmax in the weights' precision: CPU autocast would return bf16 log-probs to the CTC loss and decoders.
+        return torch.log_softmax(self.output(x).to(self.output.weight.dtype), dim=-1)
+
+    def num_parameters(self) -> int:
+        """Number of trainable weights (Graves 2013 quotes 3.8M for 3x250 with 123 inputs and 62 outputs)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
+             target_lengths: torch.Tensor) -> torch.Tensor:
+    """Mean per-utterance CTC loss (negative log likelihood, nats) of a batch.
+
+    ``log_probs`` is (B, T, C) batch-first; ``targets`` is the concatenation of all label sequences. Computed in
+    float32 even under autocast, since the CTC recursions underflow in half precision. ``zero_infinity`` stays off:
+    infeasible utterances are filtered (and counted) before training, so an infinite loss is a real fault.
+    """
+    lp = log_probs.float().transpose(0, 1)
+    return nn.functional.ctc_loss(lp, targets, lengths, target_lengths, blank=0, reduction="sum",
+                                  zero_infinity=False) / log_probs.shape[0]
+

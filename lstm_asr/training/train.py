@@ -1,0 +1,357 @@
+"""``lstm-asr train``: fit a BLSTM-CTC model to a recipe's prepared corpus.
+
+The loop in one place: length-bucketed batches, CTC loss, gradient-norm clipping, SGD with momentum or Adam, a dev
+PER after every epoch, the best checkpoint kept by dev PER, early stopping with patience, an optional wall-clock
+budget. The experiment folder holds::
+
+    recipe.yaml     the recipe as run (defaults and --set overrides included)
+    metrics.jsonl   one JSON object per logged step and per epoch
+    best.pt         the model with the lowest dev PER so far
+    last.pt         the model and optimiser after the latest epoch
+    results.json    dev and test error rates with S/D/I counts, the scoring convention, sizes and times
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from data_prep.corpora import resolve_units, score_units_for
+from lstm_asr.data.batching import bucket_batches
+from lstm_asr.data.ctc_feasibility import ctc_feasible
+from lstm_asr.data.feature_store import FeatureSplit
+from lstm_asr.data.features import Normalizer
+from lstm_asr.data.prep import feature_config, load_splits
+from lstm_asr.decoding.split_decode import decode_split
+from lstm_asr.errors import LstmAsrError, reporting_write_errors
+from lstm_asr.nn.checkpoint import load_checkpoint, save_checkpoint
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
+from lstm_asr.recipe import Recipe, dump_recipe
+from lstm_asr.scoring.error_rates import extra_rates, metric_name
+from lstm_asr.scoring.evaluate import CONVENTIONS, per_speaker, score_split, write_decode_dir
+from lstm_asr.training.devices import MixedPrecision
+from lstm_asr.training.distributed import Distributed, NullWriter, distributed_session
+from lstm_asr.training.regularizers import spec_mask, weight_noise
+from lstm_asr.training.resume import LoopState, check_resumable, rng_states, set_rng_states
+from lstm_asr.training.schedules import next_lr, set_lr
+from lstm_asr.training.tensorboard_log import open_tensorboard
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def normalizer_from(split: FeatureSplit, chunk: int = 200_000) -> Normalizer:
+    """Mean/variance of the training features, accumulated in float64 chunks (bounded memory)."""
+    feats = split.all_feats()
+    total = torch.zeros(feats.shape[1], dtype=torch.float64)
+    total_sq = torch.zeros_like(total)
+    for start in range(0, feats.shape[0], chunk):
+        block = torch.from_numpy(np.asarray(feats[start : start + chunk], dtype=np.float64))
+        total += block.sum(0)
+        total_sq += (block * block).sum(0)
+    return Normalizer.from_stats(feats.shape[0], total, total_sq)
+
+
+def build_model(recipe: Recipe, input_dim: int, num_classes: int) -> BLSTMCTC:
+    m = recipe.model
+    cfg = ModelConfig(input_dim=input_dim, num_classes=num_classes, hidden=m.hidden, layers=m.layers,
+                      dropout=m.dropout, init=m.init, init_scale=m.init_scale, cell=m.cell, projection=m.projection,
+                      peephole_output_activation=m.peephole_output_activation, stack_frames=m.stack_frames,
+                      subsample=m.subsample, pyramid=m.pyramid)
+    return BLSTMCTC(cfg)
+
+
+def build_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimizer:
+    t = recipe.training
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+
+
+def model_checkpoint(model: BLSTMCTC, recipe: Recipe, tokens: list[str], **extra: Any) -> dict[str, Any]:
+    """Everything needed to decode with this model, and nothing that needs pickling."""
+    return {
+        "model_config": asdict(model.config),
+        "features": feature_config(recipe).to_dict(),
+        "tokens": tokens,
+        "corpus_type": recipe.corpus.type,
+        "recipe": recipe.to_dict(),
+        "state_dict": model.state_dict(),
+        **extra,
+    }
+
+
+class MetricsLog:
+    """Appends one JSON object per line to ``metrics.jsonl`` (flushed each time: a crash loses nothing), and forwards
+    each record to TensorBoard event files in ``tensorboard/`` beside it when ``tensorboard`` says so (true, or auto
+    with the package installed: lstm_asr/training/tensorboard_log.py)."""
+
+    def __init__(self, path: Path, tensorboard: bool | str = False, metric: str = "PER") -> None:
+        self.path = path
+        self.board = open_tensorboard(path.parent / "tensorboard", tensorboard, metric, history=path)
+
+    def write(self, **record: Any) -> None:
+        record = {"time": round(time.time(), 3), **record}
+        with reporting_write_errors(self.path, "training metrics"), open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.board is not None:
+            self.board.write(record)
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
+
+
+def set_aside_previous_run(out: Path) -> None:
+    """A new run in a folder that holds an earlier one's logs: keep those as ``metrics.jsonl.1`` (``.2``, ...) and
+    ``tensorboard.1`` instead of appending the new run to them (its checkpoints are replaced as it goes)."""
+    for name in ("metrics.jsonl", "tensorboard"):
+        old = out / name
+        if old.exists():
+            k = 1
+            while (out / f"{name}.{k}").exists():
+                k += 1
+            old.rename(out / f"{name}.{k}")
+            print(f"{old}: from an earlier run, kept as {name}.{k}")
+
+
+def train(recipe: Recipe, out: Path, show_progress: bool = True, resume: bool = False,
+          force: bool = False) -> dict[str, Any]:
+    """Train, keep the best model by dev PER, and score it on dev and test. Returns ``results.json``'s content.
+
+    ``resume`` continues exactly from ``out/last.pt`` when there is one (see ``lstm_asr/training/resume.py``); ``force``
+    accepts a recipe that differs from the checkpoint's.
+
+    Under ``torchrun`` this is one process of a data-parallel run (``lstm_asr/training/distributed.py``); rank 0
+    writes the experiment and every process returns its results. ``training.device``/``precision``:
+    ``lstm_asr/training/devices.py``.
+    """
+    with distributed_session(recipe.training.device) as (dist, device):
+        return _train(recipe, out, show_progress, resume, force, dist, device)
+
+
+def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: bool, dist: Distributed,
+           device: torch.device) -> dict[str, Any]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    t = recipe.training
+    show_progress = show_progress and dist.is_main
+    amp = MixedPrecision(t.precision, device)
+    torch.set_num_threads(t.threads or dist.default_threads())
+    seed_everything(t.seed)
+    c = recipe.corpus
+    splits = dist.main_first(lambda: load_splits(recipe, show_progress=show_progress))  # rank 0 preps, once
+    train_split, dev_split, test_split = splits[c.train_split], splits[c.dev_split], splits[c.test_split]
+    tokens = train_split.index["tokens"]
+    score_units = score_units_for(c.type, c.units)
+    metric = metric_name(c.type, c.units)  # PER for phones, CER for handwriting (lstm_asr/scoring/error_rates.py)
+
+    last_path = out / "last.pt"
+    if dist.is_main:  # only rank 0 writes the experiment
+        with reporting_write_errors(out, "the experiment folder"):
+            out.mkdir(parents=True, exist_ok=True)
+            if not (resume and last_path.exists()):
+                set_aside_previous_run(out)
+    log = MetricsLog(out / "metrics.jsonl", t.tensorboard, metric) if dist.is_main else NullWriter()
+    model = build_model(recipe, train_split.dim, len(tokens))
+    model.normalizer.load_state_dict(normalizer_from(train_split).state_dict())
+    model.to(device)
+    optimizer = build_optimizer(recipe, model)
+    state = LoopState(lr=t.lr)
+    # Rank 0 reads the checkpoint and hands it to the others (multi-node runs need no shared experiment folder).
+    ckpt = dist.from_main(lambda: load_checkpoint(last_path) if resume and last_path.exists() else None)
+    if ckpt is not None:
+        check_resumable(ckpt, recipe.to_dict(), asdict(model.config), last_path, force)
+        dist.check_resume(ckpt, last_path)
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        amp.load_state_dict(ckpt.get("scaler"))
+        state = LoopState.from_dict(ckpt["loop"])
+        set_rng_states(ckpt["rng"])
+        own = dist.own_state(ckpt)
+        if own is not None:  # this process's own random states and loss sums
+            set_rng_states(own["rng"])
+            state.epoch_loss, state.epoch_utts, state.epoch_frames = own["sums"]
+        print(f"resuming from {last_path}: epoch {state.epoch}, batch {state.step}")
+    elif resume:
+        print(f"no {last_path} yet: starting from scratch")
+    if dist.is_main:
+        with reporting_write_errors(out / "recipe.yaml", "the recipe as run"):
+            (out / "recipe.yaml").write_text(dump_recipe(recipe))
+    net = dist.wrap(model)  # DDP when distributed: gradients averaged over processes in backward()
+    if dist.active and ckpt is None:  # a resumed process has its own generators back already
+        seed_everything(dist.rank_seed(t.seed))
+    params = model.num_parameters()
+    print(f"Model: {model.config.layers}x{model.config.hidden} BLSTM, {params / 1e6:.2f}M weights, "
+          f"{len(tokens)} outputs; train {len(train_split)} utterances, {train_split.num_frames.sum()} frames")
+    # Frame-rate reduction (model.stack_frames/subsample/pyramid) can leave too few frames for an utterance's
+    # labels: those are skipped, and counted, here (prep checked the full frame rate).
+    trainable = np.flatnonzero(ctc_feasible(train_split.num_frames, train_split.all_labels(), train_split.num_labels,
+                                            model.output_lengths))
+    if len(trainable) < len(train_split):
+        if len(trainable) == 0:
+            raise LstmAsrError(f"{train_split.folder}: no training utterance keeps enough frames for CTC at 1/"
+                               f"{model.frame_reduction} of the frame rate (reduce model.subsample or model.pyramid)")
+        print(f"skipped {len(train_split) - len(trainable)} of {len(train_split)} training utterances: "
+              f"CTC-infeasible at 1/{model.frame_reduction} of the frame rate (more labels than output frames)")
+
+    run_start, elapsed_before = time.time(), state.elapsed
+    budget = t.max_minutes * 60 if t.max_minutes > 0 else math.inf
+
+    def save_last() -> None:
+        state.elapsed = elapsed_before + time.time() - run_start
+        # Each process's generators and loss sums (collective: every process calls this at the same step).
+        ranks = dist.rank_states({"rng": rng_states(),
+                                  "sums": [state.epoch_loss, state.epoch_utts, state.epoch_frames]})
+        if dist.is_main:
+            save_checkpoint(model_checkpoint(model, recipe, tokens, epoch=state.epoch,
+                                             optimizer=optimizer.state_dict(), loop=state.to_dict(), rng=rng_states(),
+                                             scaler=amp.state_dict(), world_size=dist.world_size, **ranks), last_path)
+
+    columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[fps]:,.0f} frames/s"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not show_progress) as bar:
+        while not state.done:
+            epoch = state.epoch
+            set_lr(optimizer, state.lr)
+            batches = dist.shard([trainable[b] for b in bucket_batches(train_split.num_frames[trainable],
+                                                                       t.max_frames, t.max_batch, seed=t.seed,
+                                                                       epoch=epoch)])  # this process's share
+            task = bar.add_task("train", total=len(batches), completed=state.step, epoch=epoch, loss=float("nan"),
+                                fps=0.0)
+            model.train()
+            noise = t.weight_noise if state.stage == 2 else 0.0
+            out_of_time = False
+            epoch_start, frames_here = time.time(), 0
+            for idx in batches[state.step:]:
+                feats, lengths, targets, target_lengths = train_split.batch(idx)
+                feats = spec_mask(feats, lengths, t.spec_time_masks, t.spec_time_width, t.spec_freq_masks,
+                                  t.spec_freq_width)
+                feats, dev_lengths, targets = feats.to(device), lengths.to(device), targets.to(device)
+                optimizer.zero_grad(set_to_none=True)
+                with weight_noise(model, noise):
+                    with amp.autocast():  # bf16/fp16 forward; ctc_loss computes in float32 whatever it is given
+                        loss = ctc_loss(net(feats, dev_lengths), model.output_lengths(dev_lengths), targets,
+                                        target_lengths)
+                    finite = dist.all_true(bool(torch.isfinite(loss)))  # every process steps, or none does
+                    if finite:
+                        amp.backward(loss)
+                        amp.unscale_(optimizer)  # clip true gradients, not scaled fp16 ones
+                        # The norm is computed even without clipping: a non-finite gradient must be caught too.
+                        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip or math.inf)
+                        finite = bool(torch.isfinite(grad_norm))
+                state.step += 1
+                if finite:
+                    amp.step(optimizer)
+                    state.bad_streak = 0
+                    state.epoch_loss += loss.item() * len(idx)
+                    state.epoch_utts += len(idx)
+                    state.epoch_frames += int(lengths.sum())
+                    frames_here += int(lengths.sum())
+                else:  # a non-finite loss or gradient must not reach the weights: skip the step, count it
+                    state.skipped_steps += 1
+                    if not amp.skip():  # an fp16 gradient overflow only lowers the loss scale: not a fault
+                        state.bad_streak += 1
+                    if state.bad_streak >= t.max_bad_steps:
+                        raise LstmAsrError(
+                            f"{out}: stopped after {state.bad_streak} consecutive steps with a non-finite loss or "
+                            f"gradient (epoch {epoch}, batch {state.step}); {last_path} holds the last good state "
+                            "(lower training.lr or set training.grad_clip, then train --resume --force)")
+                fps = frames_here / max(time.time() - epoch_start, 1e-9)
+                bar.update(task, advance=1, loss=state.epoch_loss / max(state.epoch_utts, 1), fps=fps)
+                if state.step % t.log_every == 0 and finite:
+                    log.write(kind="step", epoch=epoch, step=state.step, loss=round(loss.item(), 4),
+                              frames_per_s=round(fps, 1))
+                if t.checkpoint_every and state.step % t.checkpoint_every == 0 and state.step < len(batches):
+                    save_last()
+                if budget < math.inf and dist.any_true(elapsed_before + time.time() - run_start > budget):
+                    out_of_time = True
+                    break
+            bar.update(task, visible=False)
+            train_seconds = time.time() - epoch_start
+            # Rank 0 decodes dev; every process takes its figure, so all make the same decisions below.
+            per = dist.from_main(lambda: score_split(dev_split, decode_split(model, dev_split), tokens,
+                                                     score_units).counts.rate)
+            improved = per < state.best_per
+            if improved:
+                state.best_per, state.best_epoch, state.bad_epochs = per, epoch, 0
+                if dist.is_main:
+                    save_checkpoint(model_checkpoint(model, recipe, tokens, epoch=epoch, dev_per=per),
+                                    out / "best.pt")
+            else:
+                state.bad_epochs += 1
+            loss_sum, utts, frames_all = dist.sum([state.epoch_loss, state.epoch_utts, frames_here])  # all ranks
+            record = dict(kind="epoch", epoch=epoch, stage=state.stage, lr=state.lr,
+                          train_loss=round(loss_sum / max(utts, 1), 4),
+                          dev_per=round(per * 100, 2), best_dev_per=round(state.best_per * 100, 2),
+                          frames_per_s=round(frames_all / max(train_seconds, 1e-9), 1),
+                          epoch_seconds=round(train_seconds, 1), skipped_steps=state.skipped_steps)
+            stage_epochs = epoch - state.stage_start + 1
+            max_epochs = t.noise_max_epochs if state.stage == 2 and t.noise_max_epochs else t.max_epochs
+            state.lr = next_lr(t.schedule, state.lr, t.lr, stage_epochs, max_epochs, improved, t.newbob_factor)
+            state.epoch, state.step = epoch + 1, 0
+            state.epoch_loss, state.epoch_utts, state.epoch_frames = 0.0, 0, 0
+            message = ""
+            if out_of_time:
+                message, state.done = f"stopping: training budget of {t.max_minutes:g} minutes reached", True
+            elif state.bad_epochs >= t.patience or stage_epochs >= max_epochs:
+                why = f"no dev improvement in {t.patience} epochs" if state.bad_epochs >= t.patience else "last epoch"
+                if state.stage == 1 and t.weight_noise > 0:
+                    # Graves 2013: retrain from the best weights with Gaussian weight noise, fresh optimiser.
+                    model.load_state_dict(dist.from_main(lambda: load_checkpoint(out / "best.pt")["state_dict"]))
+                    optimizer = build_optimizer(recipe, model)
+                    state.stage, state.stage_start, state.bad_epochs, state.lr = 2, epoch + 1, 0, t.lr
+                    message = f"{why}: stage 2, retraining from best.pt with weight noise {t.weight_noise:g}"
+                else:
+                    message, state.done = f"{'early stopping: ' if state.bad_epochs >= t.patience else ''}{why}", True
+            log.write(**record)
+            save_last()
+            bar.console.print(f"epoch {epoch}: train loss {record['train_loss']:.3f}, dev {metric} "
+                              f"{record['dev_per']:.2f}%{' (best)' if improved else ''}, "
+                              f"{record['frames_per_s']:,.0f} frames/s, {train_seconds:.0f} s")
+            if message:
+                bar.console.print(message)
+    log.close()
+    dist.dump_weights(model)
+    if not dist.is_main:  # rank 0 scores the best model and writes results.json; the others return its results
+        return dist.broadcast(None)
+    epoch = state.epoch - 1
+    best_epoch, skipped_steps = state.best_epoch, state.skipped_steps
+    train_minutes = (elapsed_before + time.time() - run_start) / 60
+    if not (out / "best.pt").exists():
+        raise LstmAsrError(f"{out}: training produced no checkpoint")
+    best = load_checkpoint(out / "best.pt")
+    model.load_state_dict(best["state_dict"])
+    results: dict[str, Any] = {
+        "recipe": recipe.name, "corpus": str(recipe.corpus.path), "corpus_type": c.type,
+        "scoring": CONVENTIONS.get(c.type, "exact symbols"), "parameters": params,
+        "epochs": epoch, "best_epoch": best_epoch, "train_minutes": round(train_minutes, 2),
+        "skipped_steps": skipped_steps, "decoding": "greedy", "metric": metric,
+    }
+    for name, split in (("dev", dev_split), ("test", test_split)):
+        hyp_ids = decode_split(model, split)
+        score = score_split(split, hyp_ids, tokens, score_units)
+        write_decode_dir(out / f"decode_{name}", split, score, {"split": name, "decoding": "greedy",
+                                                               "units": resolve_units(c.type, c.units),
+                                                               "metric": metric})
+        results[name] = {"per": round(score.counts.rate * 100, 2), **score.to_dict(),
+                         "per_speaker": per_speaker(split, score)}
+        extra = extra_rates(c.type, split, hyp_ids, tokens)
+        if extra:  # "per" stays the main rate's key; the rates are also under their own names (cer, wer)
+            results[name][metric.lower()] = results[name]["per"]
+            results[name].update({k.lower(): v for k, v in extra.items()})
+    with reporting_write_errors(out / "results.json", "the results"):
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return dist.broadcast(results)
