@@ -6,11 +6,9 @@ Both variants compute the same function (padding never reaches the backward dire
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import time
+from collections.abc import Callable
 
+import benchlib
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -32,32 +30,25 @@ class PackedBLSTMCTC(nn.Module):
         return torch.log_softmax(self.output(out), dim=-1)
 
 
-def time_steps(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
-               target_lengths: torch.Tensor, repeats: int) -> list[float]:
+def training_step(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
+                  target_lengths: torch.Tensor) -> Callable[[], None]:
+    """One training step of ``model`` on the batch (forward, CTC loss, backward, Adam), as a function to time."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    times = []
-    for i in range(repeats + 1):
-        t0 = time.perf_counter()
+
+    def step() -> None:
         opt.zero_grad()
         loss = ctc_loss(model(x, lengths), lengths, targets, target_lengths)
         loss.backward()
         opt.step()
-        if i:  # the first step warms up allocators and kernels
-            times.append(time.perf_counter() - t0)
-    return times
+
+    return step
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--frames", type=int, default=300)
-    ap.add_argument("--hidden", type=int, default=250)
-    ap.add_argument("--layers", type=int, default=3)
+    ap = benchlib.parser(__doc__, threads=2, repeats=5)
+    benchlib.add_shape_options(ap)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    benchlib.start(args)
     cfg = ModelConfig(input_dim=123, num_classes=62, hidden=args.hidden, layers=args.layers)
     b, t = args.batch, args.frames
     # Lengths spread as in a length-bucketed batch: 85-100% of the longest.
@@ -68,16 +59,14 @@ def main() -> None:
     targets = torch.randint(1, 62, (int(target_lengths.sum()),))
     results = {}
     for name, model in (("reversal", BLSTMCTC(cfg)), ("packed", PackedBLSTMCTC(cfg))):
-        times = time_steps(model, x, lengths, targets, target_lengths, args.repeats)
-        med = statistics.median(times)
+        # One untimed step first: it warms up allocators and kernels.
+        med = benchlib.median_ms(training_step(model, x, lengths, targets, target_lengths), args.repeats) / 1000.0
         results[name] = {"median_step_s": med, "frames_per_s": float(lengths.sum()) / med}
     results["packed_over_reversal_time"] = results["packed"]["median_step_s"] / results["reversal"]["median_step_s"]
-    results["config"] = vars(args)
-    print(json.dumps(results, indent=2))
-    print(f"{'variant':<10} {'step s':>8} {'frames/s':>10}")
-    for name in ("reversal", "packed"):
-        r = results[name]
-        print(f"{name:<10} {r['median_step_s']:>8.3f} {r['frames_per_s']:>10.0f}")
+    results["config"] = benchlib.config(args)
+    benchlib.emit(results, args.json)
+    benchlib.print_table([(n, results[n]["median_step_s"], results[n]["frames_per_s"]) for n in ("reversal", "packed")],
+                         [("variant", "<10"), ("step s", ">8.3f"), ("frames/s", ">10.0f")])
     print(f"packed is {results['packed_over_reversal_time']:.2f}x slower per step")
 
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 
+import benchlib
 import torch
 
 from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
@@ -65,27 +66,17 @@ def step(model: BLSTMCTC, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor,
     return time.perf_counter() - t0
 
 
-def _status_mib(key: str) -> float:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(key)) / 1024
-
-
-def current_rss_mib() -> float:
-    """Resident memory now (not the peak: importing torch peaks higher than a small model needs)."""
-    return _status_mib("VmRSS:")
-
-
-def memory_child(name: str, batch: int, frames: int, hidden: int, layers: int, threads: int) -> None:
+def memory_child(name: str, batch: int, frames: int, hidden: int, layers: int) -> None:
     """Run in a subprocess: one warm-up-free training step, print peak RSS (MiB) before and after."""
-    torch.set_num_threads(threads)
     model, opt = build(name, hidden, layers)
     data = make_batch(batch, frames)
-    before = current_rss_mib()
+    # Resident memory now, not the peak: importing torch peaks higher than a small model needs.
+    before = benchlib.status_kb("VmRSS") / 1024
     try:  # reset the kernel's peak-RSS mark (Linux >= 4.0), so the peak is the step's, not the imports'
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
         seconds = step(model, opt, data)
-        after = _status_mib("VmHWM:")
+        after = benchlib.status_kb("VmHWM") / 1024
     except OSError:
         seconds = step(model, opt, data)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -94,22 +85,17 @@ def memory_child(name: str, batch: int, frames: int, hidden: int, layers: int, t
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--frames", type=int, default=300)
-    ap.add_argument("--hidden", type=int, default=250)
-    ap.add_argument("--layers", type=int, default=3)
+    ap = benchlib.parser(__doc__, threads=2, repeats=7)
+    benchlib.add_shape_options(ap)
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--memory", action="store_true", help="also peak memory at --memory-frames per configuration")
     ap.add_argument("--memory-frames", type=int, default=1000)
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    benchlib.start(args)  # in the --child subprocess too: its step runs on --threads threads
     if args.child:
-        memory_child(args.child, args.batch, args.memory_frames, args.hidden, args.layers, args.threads)
+        memory_child(args.child, args.batch, args.memory_frames, args.hidden, args.layers)
         return
-    torch.set_num_threads(args.threads)
     names = args.configs.split(",")
     data = make_batch(args.batch, args.frames)
     frames = int(data[1].sum())
@@ -123,7 +109,7 @@ def main() -> None:
         print(f"round {rnd}: " + " ".join(f"{n} {times[n][-1]:.3f}s" for n in names if rnd), file=sys.stderr,
               flush=True)
     base = statistics.median(times["lstm"]) if "lstm" in times else None
-    results: dict = {"config": vars(args), "input_frames_per_step": frames, "steps": {}}
+    results: dict = {"config": benchlib.config(args), "input_frames_per_step": frames, "steps": {}}
     for n in names:
         med = statistics.median(times[n])
         results["steps"][n] = {"median_step_s": round(med, 4), "min_step_s": round(min(times[n]), 4),
@@ -137,16 +123,18 @@ def main() -> None:
                                   "--layers", str(args.layers), "--threads", str(args.threads)],
                                  capture_output=True, text=True, check=True)
             results["steps"][n]["memory"] = json.loads(out.stdout.strip().splitlines()[-1])
-    print(json.dumps(results, indent=2))
-    mem = f" {'peak MiB':>9} {'step +MiB':>9}" if args.memory else ""
-    print(f"\n{'config':<18} {'params':>9} {'step s':>8} {'frames/s':>9} {'x lstm':>7}{mem}")
+    benchlib.emit(results, args.json)
+    print()
+    columns = [("config", "<18"), ("params", ">9,"), ("step s", ">8.3f"), ("frames/s", ">9,.0f"), ("x lstm", ">7.2f")]
+    if args.memory:
+        columns += [("peak MiB", ">9,.0f"), ("step +MiB", ">9,.0f")]
+    rows = []
     for n in names:
         r = results["steps"][n]
-        line = (f"{n:<18} {r['parameters']:>9,} {r['median_step_s']:>8.3f} {r['frames_per_s']:>9,.0f} "
-                f"{r['time_vs_lstm'] or float('nan'):>7.2f}")
+        rows.append([n, r["parameters"], r["median_step_s"], r["frames_per_s"], r["time_vs_lstm"] or float("nan")])
         if args.memory:
-            line += f" {r['memory']['peak_rss_mib']:>9,.0f} {r['memory']['step_growth_mib']:>9,.0f}"
-        print(line)
+            rows[-1] += [r["memory"]["peak_rss_mib"], r["memory"]["step_growth_mib"]]
+    benchlib.print_table(rows, columns)
     print(f"({args.batch} x {args.frames} frames, {args.threads} threads, medians of {args.repeats} interleaved "
           f"rounds; memory at {args.batch} x {args.memory_frames} frames)")
 

@@ -19,17 +19,14 @@ Run: ``.venv/bin/python bench/bench_decode.py [--threads 2] [--repeats 7]``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import statistics
 import string
-import time
-from collections.abc import Callable
 from pathlib import Path
 
+import benchlib
 import numpy as np
 import torch
+from benchlib import median_ms
 
 from lstm_asr.decoding.ctc_decode import greedy_decode, prefix_beam_search
 from lstm_asr.nn.model import BLSTMCTC, ModelConfig
@@ -46,16 +43,6 @@ def make_inputs(kind: str, batch: int, frames: int, vocab: int, seed: int = 0) -
         path[torch.rand(batch, frames, generator=gen) < 0.7] = 0
         logits.scatter_(2, path.unsqueeze(2), 10.0)
     return torch.log_softmax(logits, dim=-1)
-
-
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * statistics.median(times)
 
 
 def pyctcdecode_decoder(vocab: int) -> object | None:
@@ -96,16 +83,14 @@ def real_outputs(exp: Path, frames: int) -> torch.Tensor:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=7)
+    ap = benchlib.parser(__doc__, threads=2, repeats=7)
     ap.add_argument("--frames", type=int, default=1000)
     ap.add_argument("--vocab", type=int, default=62)
     ap.add_argument("--greedy-batch", type=int, default=16)
     ap.add_argument("--real", default="", help="Experiment folder: compare on its model's outputs for test "
                                                "utterances (concatenated to --frames) instead of synthetic ones.")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    benchlib.start(args)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     audio_ms = args.frames * 10.0
     missing = []
@@ -185,15 +170,17 @@ def main() -> None:
         ms = median_ms(lambda d=fl, b1=batch1: d.decode(b1), args.repeats)  # type: ignore[attr-defined]
         add("compare", kind, "flashlight (torchaudio)", beam, "threshold 25", ms, same_as_greedy=best == greedy)
 
-    result = {"rows": rows, "config": vars(args), "missing": missing, "torch_threads": torch.get_num_threads()}
-    print(json.dumps(result, indent=2))
-    print(f"{'section':<8} {'input':<8} {'method':<29} {'beam':>4} {'pruning':<22} {'ms/utt':>9} {'RTF':>8}  notes")
+    result = {"rows": rows, "config": benchlib.config(args), "missing": missing,
+              "torch_threads": torch.get_num_threads()}
+    benchlib.emit(result, args.json)
+    table = []
     for r in rows:
-        beam = "-" if r["beam"] is None else r["beam"]
         notes = ", ".join(f"{k}={v}" for k, v in r.items() if k not in (
             "section", "input", "method", "beam", "pruning", "ms_per_utt", "rtf"))
-        print(f"{r['section']:<8} {r['input']:<8} {r['method']:<29} {beam:>4} {r['pruning']:<22} "
-              f"{r['ms_per_utt']:>9.2f} {r['rtf']:>8.4f}  {notes}")
+        table.append((r["section"], r["input"], r["method"], "-" if r["beam"] is None else r["beam"], r["pruning"],
+                      r["ms_per_utt"], r["rtf"], notes))
+    benchlib.print_table(table, [("section", "<8"), ("input", "<8"), ("method", "<29"), ("beam", ">4"),
+                                 ("pruning", "<22"), ("ms/utt", ">9.2f"), ("RTF", ">8.4f"), ("notes", "", "  ")])
 
 
 if __name__ == "__main__":

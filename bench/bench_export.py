@@ -14,12 +14,10 @@ Prints a JSON object and a table. Run: ``.venv/bin/python bench/bench_export.py 
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import time
 import warnings
+from collections.abc import Callable
 
+import benchlib
 import torch
 
 from lstm_asr.data.features import FeatureConfig, compute_features
@@ -28,24 +26,14 @@ from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.nn.model import BLSTMCTC, ModelConfig
 
 
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up (TorchScript optimises on the first calls)
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    """Median ms per call after two untimed calls: TorchScript optimises on its first calls."""
+    return benchlib.median_ms(fn, repeats, warmup=2)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=7)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    args = benchlib.parser(__doc__, threads=2, repeats=7).parse_args()
+    benchlib.start(args)
     cfg = FeatureConfig()
     wave = torch.randn(160000) * 0.1
     model = BLSTMCTC(ModelConfig(input_dim=cfg.dim, num_classes=29, hidden=250, layers=3)).eval()
@@ -66,12 +54,11 @@ def main() -> None:
                            "exported_ms": median_ms(lambda: exported(wave), args.repeats),
                            "max_abs_diff": diff},
         }
-    print(json.dumps(res))
-    print(f"{'stage':<12} {'eager ms':>10} {'exported ms':>12}  check")
-    print(f"{'fbank':<12} {res['fbank']['torchaudio_ms']:>10.1f} {res['fbank']['scripted_ms']:>12.1f}  "
-          f"equal={same_feats}")
-    print(f"{'end_to_end':<12} {res['end_to_end']['experiment_ms']:>10.1f} {res['end_to_end']['exported_ms']:>12.1f}"
-          f"  max|diff|={diff:.2e}")
+    benchlib.emit(res, args.json, indent=None)  # one line, as this script has always printed it
+    benchlib.print_table([("fbank", res["fbank"]["torchaudio_ms"], res["fbank"]["scripted_ms"], f"equal={same_feats}"),
+                          ("end_to_end", res["end_to_end"]["experiment_ms"], res["end_to_end"]["exported_ms"],
+                           f"max|diff|={diff:.2e}")],
+                         [("stage", "<12"), ("eager ms", ">10.1f"), ("exported ms", ">12.1f"), ("check", "", "  ")])
 
 
 if __name__ == "__main__":

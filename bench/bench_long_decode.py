@@ -27,22 +27,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import benchlib
 import numpy as np
 import soundfile as sf
 import torch
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchlib import ROOT, status_kb
 
 DEMO = ROOT / "data" / "synth_timit" / "corpus"
-
-
-def status_kb(field: str) -> int:
-    """A memory figure of this process from /proc/self/status, in kB (VmRSS, VmHWM)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def build_recording(path: Path, minutes: float, seed: int = 0) -> str:
@@ -93,9 +84,8 @@ def random_model(wav: Path, out: Path) -> Path:
     return out
 
 
-def child(mode: str, wav: str, model: str, window: float, context: float, threads: int) -> None:
-    """One decode in this (fresh) process; prints a JSON line."""
-    torch.set_num_threads(threads)
+def child(mode: str, wav: str, model: str, window: float, context: float) -> None:
+    """One decode in this (fresh) process, on the threads ``benchlib.start`` set; prints a JSON line."""
     from lstm_asr.decoding.long_decode import WindowConfig
     from lstm_asr.decoding.recognizer import Recognizer
 
@@ -112,16 +102,17 @@ def child(mode: str, wav: str, model: str, window: float, context: float, thread
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = benchlib.parser(__doc__.split("\n")[0], threads=1)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--model", type=Path, default=None, help="experiment folder or checkpoint (default: random 3x250)")
     ap.add_argument("--window", type=float, default=30.0, help="window (central part), seconds")
     ap.add_argument("--context", type=float, default=3.0, help="context each side, seconds")
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--child", nargs=2, metavar=("MODE", "WAV"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], str(args.model), args.window, args.context, args.threads)
+        # Threads are set in the child that decodes; the parent only writes the recording and the random model.
+        benchlib.start(args)
+        child(args.child[0], args.child[1], str(args.model), args.window, args.context)
         return
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "long.wav"
@@ -143,15 +134,15 @@ def main() -> None:
               "token_agreement": round(agree, 5), "identical": a == b,
               "modes": {k: {m: round(v, 4) if isinstance(v, float) else v for m, v in r.items() if m != "params"}
                         for k, r in rows.items()}}
-    print(json.dumps(result, indent=2))
+    benchlib.emit(result, args.json)
     print()
     print(f"{what}; {result['model']} ({result['params']:,} weights), greedy, {args.threads} thread(s)")
-    print("| mode | peak RSS (MB) | RSS before decoding (MB) | peak - before (MB) | wall (s) | RTF |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for mode, r in rows.items():
-        label = f"windowed {args.window:g} s + {args.context:g} s context" if mode == "windowed" else "whole file"
-        print(f"| {label} | {r['peak_rss_mb']:.0f} | {r['rss_before_decode_mb']:.0f} | "
-              f"{r['peak_rss_mb'] - r['rss_before_decode_mb']:.0f} | {r['wall_s']:.1f} | {r['rtf']:.4f} |")
+    labels = {"windowed": f"windowed {args.window:g} s + {args.context:g} s context", "whole": "whole file"}
+    benchlib.print_table([(labels[mode], r["peak_rss_mb"], r["rss_before_decode_mb"],
+                           r["peak_rss_mb"] - r["rss_before_decode_mb"], r["wall_s"], r["rtf"])
+                          for mode, r in rows.items()],
+                         [("mode", ""), ("peak RSS (MB)", ">.0f"), ("RSS before decoding (MB)", ">.0f"),
+                          ("peak - before (MB)", ">.0f"), ("wall (s)", ">.1f"), ("RTF", ">.4f")], markdown=True)
     print(f"transcripts: {len(a)} vs {len(b)} tokens, identical: {a == b}, agreement {agree:.5f}")
 
 

@@ -19,27 +19,21 @@ Reported: medians over rounds, trainer / bare frames/s (target >= 0.9) and plain
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import benchlib  # first: it puts tests/ (fake_timit) on sys.path
 import torch
 import yaml
+from fake_timit import make_fake_timit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-
-from fake_timit import make_fake_timit  # noqa: E402
-
-from lstm_asr.data.batching import bucket_batches  # noqa: E402
-from lstm_asr.data.prep import load_splits  # noqa: E402
-from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss  # noqa: E402
-from lstm_asr.recipe import load_recipe  # noqa: E402
-from lstm_asr.training.train import train  # noqa: E402
+from lstm_asr.data.batching import bucket_batches
+from lstm_asr.data.prep import load_splits
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
+from lstm_asr.recipe import load_recipe
+from lstm_asr.training.train import train
 
 
 def write_recipe(work: Path, corpus: Path, threads: int, hidden: int, layers: int, max_batch: int,
@@ -100,11 +94,9 @@ def link_subset(root: Path, out: Path, speakers: int) -> Path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = benchlib.parser(__doc__, threads=2)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--hidden", type=int, default=250)
-    ap.add_argument("--layers", type=int, default=3)
+    benchlib.add_shape_options(ap, batch=False)  # batches come from the trainer's bucketing (--max-batch)
     ap.add_argument("--max-batch", type=int, default=32)
     ap.add_argument("--speakers", type=int, default=4)
     ap.add_argument("--utts", type=int, default=24, help="utterances per speaker")
@@ -112,7 +104,7 @@ def main() -> None:
     ap.add_argument("--corpus", default="", help="a TIMIT-layout corpus to train on instead of tones (e.g. the "
                     "generated data/synth_timit/corpus, ~3 s utterances): its first --speakers TRAIN speakers")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    benchlib.start(args)
     work = Path(args.work)
     corpus = work / "TIMIT"
     if args.corpus:
@@ -143,16 +135,16 @@ def main() -> None:
                 runs[k].append(v)
     med = {k: {m: statistics.median(x[m] for x in v) for m in ("frames_per_s", "epoch_s")} for k, v in runs.items()}
     results = {
-        "config": vars(args), "train_utterances": len(split), "train_frames": int(split.num_frames.sum()),
+        "config": benchlib.config(args), "train_utterances": len(split), "train_frames": int(split.num_frames.sum()),
         "batches_per_epoch": len(batches), "mean_batch_frames": round(float(split.num_frames.sum()) / len(batches)),
         "runs": runs, "median": med,
         "trainer_over_bare_frames_per_s": round(med["trainer"]["frames_per_s"] / med["bare"]["frames_per_s"], 3),
         "stack3_epoch_speedup": round(med["trainer"]["epoch_s"] / med["trainer_stack3"]["epoch_s"], 3),
     }
-    print(json.dumps(results, indent=2))
-    print(f"\n{'run':<16} {'frames/s':>9} {'epoch s':>8}")
-    for k, v in med.items():
-        print(f"{k:<16} {v['frames_per_s']:>9,.0f} {v['epoch_s']:>8.2f}")
+    benchlib.emit(results, args.json)
+    print()
+    benchlib.print_table([(k, v["frames_per_s"], v["epoch_s"]) for k, v in med.items()],
+                         [("run", "<16"), ("frames/s", ">9,.0f"), ("epoch s", ">8.2f")])
     print(f"trainer / bare frames/s: {results['trainer_over_bare_frames_per_s']:.3f} (target >= 0.9)")
     print(f"stacking x3 epoch speed-up: {results['stack3_epoch_speedup']:.2f}x (target >= 2.5)")
     print(f"({len(split)} utterances, {results['train_frames']} frames, {len(batches)} batches per epoch, "

@@ -26,20 +26,17 @@ import statistics
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import benchlib  # first: it puts tests/ (fake_timit) on sys.path
 import torch
 import yaml
+from fake_timit import make_fake_timit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-
-from fake_timit import make_fake_timit  # noqa: E402
-
-from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss  # noqa: E402
-from lstm_asr.training.devices import MixedPrecision  # noqa: E402
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
+from lstm_asr.training.devices import MixedPrecision
 
 
 def versions(device: torch.device) -> dict[str, Any]:
@@ -90,17 +87,18 @@ def bare_step_speed(device: torch.device, precision: str, hidden: int, layers: i
         amp.step(opt)
         return loss
 
-    for _ in range(3):  # warm-up: cuDNN plans, allocator
+    for _ in range(3):  # warm-up: cuDNN plans, allocator (before the peak is reset, so not in it)
         step()
     sync(device)
     reset_peak(device)
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        loss = step()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    med = statistics.median(times)
+    last: list[torch.Tensor] = []  # the last timed step's loss, reported below
+
+    def timed_step() -> None:
+        last[:] = [step()]
+        sync(device)  # CUDA runs asynchronously: the step is over only when the device has caught up
+
+    med = benchlib.median_ms(timed_step, iters, warmup=0) / 1000.0
+    loss = last[0]
     return {"frames_per_s": round(batch * frames / med), "ms_per_step": round(med * 1000, 2),
             "peak_mib": peak_mib(device), "loss_dtype": str(loss.dtype), "final_loss": round(float(loss), 3)}
 
@@ -158,8 +156,25 @@ def guarded(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
                 "trace": tail}
 
 
+def table_rows(section: dict[str, dict[str, Any]],
+               cells: Callable[[dict[str, Any]], tuple[object, ...]]) -> list[tuple[object, ...] | str]:
+    """Table rows of one section, a precision each: its cells, or a line with its error where the run failed."""
+    return [f"{p:<10} error: {r['error']}" if "error" in r else (p, *cells(r)) for p, r in section.items()]
+
+
+def bare_cells(r: dict[str, Any]) -> tuple[object, ...]:
+    """The bare-step table's figures of one precision (peak memory as text: None on the CPU)."""
+    return r["frames_per_s"], r["ms_per_step"], str(r["peak_mib"])
+
+
+def trainer_cells(r: dict[str, Any]) -> tuple[object, ...]:
+    """The trainer table's figures of one precision."""
+    losses = " -> ".join(f"{x:.2f}" for x in r["train_loss"])
+    return r["epoch2_frames_per_s"], str(r["peak_mib"]), losses, str(r["loss_decreased"]), r["dev_per"]
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = benchlib.parser(__doc__, threads=None, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cpu-smoke", action="store_true", help="run on the CPU at toy sizes (checks the script)")
     ap.add_argument("--iters", type=int, default=20, help="timed steps per bare configuration")
     ap.add_argument("--speakers", type=int, default=24, help="training speakers of the generated corpus")
@@ -167,6 +182,7 @@ def main() -> int:
     ap.add_argument("--work", default="/tmp/gpu_check")
     ap.add_argument("--out", default="", help="folder for gpu_check.json")
     args = ap.parse_args()
+    benchlib.start(args)
 
     if args.cpu_smoke:
         device = torch.device("cpu")
@@ -175,7 +191,8 @@ def main() -> int:
         speakers, utts, max_batch = 2, 2, 2
         precisions = ["fp32", "bf16"]  # fp16 autocast needs CUDA (a clear error on the CPU)
     elif not torch.cuda.is_available():
-        print(json.dumps({"cuda_available": False, "torch": torch.__version__, "cuda": torch.version.cuda}))
+        benchlib.emit({"cuda_available": False, "torch": torch.__version__, "cuda": torch.version.cuda}, args.json,
+                      indent=None)
         print("gpu_check: no CUDA device here: nothing to measure (--cpu-smoke runs the script on the CPU)")
         return 0
     else:
@@ -197,29 +214,18 @@ def main() -> int:
     for p in precisions:
         report["trainer"][p] = guarded(trainer_run, work, corpus, device, p, hidden, layers, max_batch)
 
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "gpu_check.json").write_text(text + "\n")
+    benchlib.emit(report, args.json)
+    if args.out:  # --out DIR (older than --json FILE) keeps its fixed file name, which device runs fetch
+        benchlib.write_json(report, Path(args.out) / "gpu_check.json")
     v = report["versions"]
     print(f"\ntorch {v['torch']}, CUDA {v['cuda']}, cuDNN {v['cudnn']}, {v.get('gpu', v['device'])}")
     print(f"bare step, {layers}x{hidden} BLSTM, batch {batch} x {frames} frames:")
-    print(f"{'precision':<10} {'frames/s':>11} {'ms/step':>9} {'peak MiB':>9}")
-    for p, r in report["bare"].items():
-        if "error" in r:
-            print(f"{p:<10} error: {r['error']}")
-        else:
-            print(f"{p:<10} {r['frames_per_s']:>11,} {r['ms_per_step']:>9} {str(r['peak_mib']):>9}")
+    benchlib.print_table(table_rows(report["bare"], bare_cells),
+                         [("precision", "<10"), ("frames/s", ">11,"), ("ms/step", ">9"), ("peak MiB", ">9")])
     print("trainer, 2 epochs on the generated corpus:")
-    print(f"{'precision':<10} {'frames/s':>11} {'peak MiB':>9} {'loss e1 -> e2':>16} {'decreased':>9} {'dev PER':>8}")
-    for p, r in report["trainer"].items():
-        if "error" in r:
-            print(f"{p:<10} error: {r['error']}")
-        else:
-            losses = " -> ".join(f"{x:.2f}" for x in r["train_loss"])
-            print(f"{p:<10} {r['epoch2_frames_per_s']:>11,.0f} {str(r['peak_mib']):>9} {losses:>16} "
-                  f"{str(r['loss_decreased']):>9} {r['dev_per']:>8.2f}")
+    benchlib.print_table(table_rows(report["trainer"], trainer_cells),
+                         [("precision", "<10"), ("frames/s", ">11,.0f"), ("peak MiB", ">9"), ("loss e1 -> e2", ">16"),
+                          ("decreased", ">9"), ("dev PER", ">8.2f")])
     return 0
 
 
