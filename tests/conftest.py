@@ -36,6 +36,36 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+def padded_batch(input_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three float64 utterances of 9, 4 and 6 frames in one padded batch, with garbage (+-1e3) in the padding."""
+    x = torch.randn(3, 9, input_dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x[1, 4:] = 1e3  # garbage in the padding must not matter
+    x[2, 6:] = -1e3
+    return x, torch.tensor([9, 4, 6])
+
+
+def assert_padding_safe(model: torch.nn.Module) -> None:
+    """A float64 BLSTMCTC gives each utterance of :func:`padded_batch` exactly the outputs it gets alone, and the
+    batch's CTC loss exactly the gradients of the mean of the utterances' losses alone."""
+    from lstm_asr.nn.model import ctc_loss
+
+    x, lengths = padded_batch(model.config.input_dim)
+    batch_out = model(x, lengths)
+    for b, n in enumerate(lengths.tolist()):
+        alone = model(x[b : b + 1, :n], lengths[b : b + 1])
+        torch.testing.assert_close(batch_out[b, :n], alone[0], rtol=0, atol=1e-12)
+    targets, tlens, offsets = torch.tensor([1, 2, 3, 2, 4, 1, 1, 3]), torch.tensor([3, 2, 3]), [0, 3, 5]
+    model.zero_grad()
+    ctc_loss(model(x, lengths), lengths, targets, tlens).backward()
+    batch_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    for b, n in enumerate(lengths.tolist()):
+        t = targets[offsets[b] : offsets[b] + tlens[b]]
+        (ctc_loss(model(x[b : b + 1, :n], lengths[b : b + 1]), lengths[b : b + 1], t, tlens[b : b + 1]) / 3).backward()
+    for g, p in zip(batch_grads, model.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-9, atol=1e-10)
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 training utterances (2 speakers x 4), plus 1 dev and 1 core-test speaker."""

@@ -10,10 +10,12 @@ import pytest
 import torch
 from conftest import run_cli
 
+from data_prep.audio import load_audio
 from lstm_asr.decoding.lm_decode import LMDecoder, LMDecoderConfig
 from lstm_asr.decoding.ngram import build_ngram
+from lstm_asr.decoding.recognizer import Recognizer
+from lstm_asr.decoding.search import SearchConfig, Searcher
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.scoring.levenshtein import align
 
 # flashlight-text is the optional "lm" extra: tests of the flashlight decoder need it, the rest do not.
 needs_flashlight = pytest.mark.skipif(importlib.util.find_spec("flashlight") is None,
@@ -46,8 +48,6 @@ def test_bigram_lm_resolves_acoustic_ambiguity(tmp_path: Path) -> None:
 
 
 def test_token_insertion_score_with_our_bigram_fusion(tmp_path: Path) -> None:
-    from lstm_asr.decoding.search import SearchConfig, Searcher
-
     lm = tmp_path / "lm.arpa"
     build_ngram([["a", "b", "c"]], 2, "kneser-ney").write_arpa(lm)
     lp = torch.log_softmax(torch.randn(1, 40, 4, generator=torch.Generator().manual_seed(0)) * 2, dim=-1)
@@ -113,22 +113,26 @@ def test_decode_cli_folder_list_nbest_json_and_lm(trained_exp: Path, tiny_corpus
         assert r["nbest"][0]["text"] == r["text"] and len({h["text"] for h in r["nbest"]}) == 3
         assert [t["token"] for t in r["tokens"]] == r["text"].split()
 
-    # A phone bigram from the experiment's training transcripts: the generated phone strings never repeat a
-    # phone, so the LM removes doubled phones the tiny model emits, and makes no new errors.
+    # A phone bigram from the experiment's training transcripts, fused into the beam search: the CLI gives exactly
+    # what the same search with that LM gives here, and its scores include the LM's (negative) log-probabilities.
     arpa = tmp_path / "bigram.arpa"
     build = run_cli("lm", "build", str(trained_exp), "--order", "2", "-o", str(arpa))
     assert build.returncode == 0, build.stderr
-    with_lm = run_cli("decode", "--model", str(trained_exp), "--lm", str(arpa), "--lm-weight", "0.5", str(listing))
+    with_lm = run_cli("decode", "--model", str(trained_exp), "--lm", str(arpa), "--lm-weight", "0.5", "--json",
+                      str(listing))
     assert with_lm.returncode == 0, with_lm.stderr
-    lm_lines = with_lm.stdout.splitlines()
-    refs = [[x.split()[2] for x in w.with_suffix(".PHN").read_text().splitlines()] for w in wavs[:2]]
-
-    def errors(out: list[str]) -> int:
-        return sum(align(ref, line.split("\t")[1].split())[1].errors for ref, line in zip(refs, out, strict=True))
-
-    assert [x.split("\t")[0] for x in lm_lines] == [str(w) for w in wavs[:2]]
-    assert errors(lm_lines) <= errors(lines[:2])
     assert "beam 16, LM" in with_lm.stderr and "lexicon-free" in with_lm.stderr
+    lm_rows = [json.loads(x) for x in with_lm.stdout.splitlines()]
+    assert [r["file"] for r in lm_rows] == [str(w) for w in wavs[:2]]
+    rec = Recognizer.load(trained_exp)
+    searchers = [Searcher(rec.tokens, SearchConfig.for_experiment(trained_exp, lm=str(arpa), lm_weight=weight))
+                 for weight in (0.5, 0.0)]
+    for row, wav in zip(lm_rows, wavs[:2], strict=True):
+        lp = rec.log_probs(load_audio(wav, 16000)).unsqueeze(0)
+        best, acoustic = (s(lp, torch.tensor([lp.shape[1]]))[0][0] for s in searchers)
+        assert [t["token"] for t in row["tokens"]] == [rec.tokens[i] for i in best.tokens]
+        assert row["score"] == pytest.approx(best.score, abs=1e-3)
+        assert best.score < acoustic.score - 1e-2  # weight 0.5 of a log-probability below 0 for every token
 
     missing = tmp_path / "missing.lst"
     missing.write_text(f"{wavs[0]}\nnot_there.wav\n")

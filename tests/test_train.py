@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
+import torchaudio.functional as AF
 from conftest import run_cli, write_recipe
 from fake_timit import make_fake_timit
 
@@ -15,41 +17,73 @@ from data_prep.sphere import read_sphere
 from lstm_asr.data.feature_store import FeatureSplit
 
 
-def test_tiny_model_overfits_to_near_zero_per(trained_exp: Path) -> None:
+def transcripts(path: Path) -> dict[str, list[str]]:
+    """``utt token token ...`` lines (decode_*/ref.txt, hyp.txt) by utterance."""
+    return {line.split()[0]: line.split()[1:] for line in path.read_text().splitlines()}
+
+
+def test_tiny_model_learns_and_is_scored_at_its_best_epoch(trained_exp: Path, tiny_corpus: Path) -> None:
+    from data_prep.phones import fold_39
+    from lstm_asr.scoring.levenshtein import align
+
     results = json.loads((trained_exp / "results.json").read_text())
-    assert results["dev"]["per"] <= 2.0, results["dev"]
     assert results["dev"]["utterances"] == 8
     # The experiment folder holds what the recipe promises.
     for name in ("recipe.yaml", "metrics.jsonl", "best.pt", "last.pt", "decode_test/alignments.txt"):
         assert (trained_exp / name).exists(), name
     epochs = [json.loads(x) for x in (trained_exp / "metrics.jsonl").read_text().splitlines()]
     epochs = [e for e in epochs if e["kind"] == "epoch"]
-    assert len(epochs) == 30 and epochs[-1]["train_loss"] < epochs[0]["train_loss"] / 10
+    assert len(epochs) == 30
+    # best.pt is the first epoch with the lowest dev PER, and results.json scores that very model with the same
+    # greedy decoding of the same split: the same figure, whatever the figure is ...
+    dev = [e["dev_per"] for e in epochs]
+    assert results["best_epoch"] == dev.index(min(dev)) + 1 and results["dev"]["per"] == min(dev)
+    # ... against the corpus's own transcriptions (61 phones folded to 39), counted as the edit distance says.
+    refs, hyps = (transcripts(trained_exp / "decode_dev" / name) for name in ("ref.txt", "hyp.txt"))
+    phn = {w.with_suffix(".PHN") for w in tiny_corpus.glob("TRAIN/*/*/S[IX]*.WAV")}
+    assert refs == {f"{p.parent.name}_{p.stem}".lower(): fold_39([x.split()[2] for x in p.read_text().splitlines()])
+                    for p in phn}
+    errors = sum(align(refs[u], hyps[u])[1].errors for u in refs)
+    ref_tokens = sum(map(len, refs.values()))
+    assert (results["dev"]["errors"], results["dev"]["ref_tokens"]) == (errors, ref_tokens)
+    assert results["dev"]["per"] == round(100 * errors / ref_tokens, 2)
+    # It learned. How far 30 epochs take it depends on the path training takes (float rounding, seed): over 15 runs
+    # (10 seeds; 5 starts perturbed by 1e-6) the best dev PER was 0% in 12 but 6%, 8% and 39% in the others, so no
+    # figure is asserted for it; the training loss fell 46- to 17,000-fold (first epoch: PER 72-100%).
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"] / 10
 
 
 def test_decode_cli_on_wav_at_other_rate_and_channels(trained_exp: Path, tiny_corpus: Path, tmp_path: Path) -> None:
-    # Take a training utterance, resample it to 44.1 kHz stereo RIFF: decode must resample and downmix.
+    from lstm_asr.decoding.recognizer import Recognizer
+    from lstm_asr.decoding.search import SearchConfig, Searcher
+
+    # Take a training utterance, resample it to 44.1 kHz stereo RIFF with unequal channels: decode must resample
+    # and downmix (average) it.
     wav_path = sorted(tiny_corpus.glob("TRAIN/*/*/SX*.WAV"))[0]
     audio, sr = read_sphere(wav_path)
     n_out = int(len(audio) * 44100 / sr)
     resampled = np.interp(np.linspace(0, len(audio) - 1, n_out), np.arange(len(audio)), audio)
-    stereo = np.stack([resampled, resampled], axis=1).astype(np.float32)
+    stereo = np.stack([resampled, 0.5 * resampled], axis=1).astype(np.float32)
     other = tmp_path / "utt44k.wav"
     sf.write(other, stereo, 44100)
-    ref = [line.split()[2] for line in wav_path.with_suffix(".PHN").read_text().splitlines()]
-
-    res = run_cli("decode", "--model", str(trained_exp), "--json", str(other))
-    assert res.returncode == 0, res.stderr
-    out = json.loads(res.stdout.strip().splitlines()[-1])
-    from data_prep.phones import fold_39
-
-    assert fold_39(out["text"].split()) == fold_39(ref)
-    starts = [t["start"] for t in out["tokens"]]
-    assert starts == sorted(starts) and 0 <= starts[0] and out["tokens"][-1]["end"] <= out["duration"] + 0.02
-
-    beam = run_cli("decode", "--model", str(trained_exp), "--beam", "8", str(other))
-    assert beam.returncode == 0, beam.stderr
-    assert fold_39(beam.stdout.split("\t")[1].split()) == fold_39(ref)
+    # The reference: the file's samples averaged and resampled to 16 kHz here, then the experiment's network and
+    # search. The CLI must give exactly its result, whatever the model has learned.
+    samples, rate = sf.read(other, dtype="float32")
+    wave = AF.resample(torch.from_numpy(samples.mean(axis=1, dtype=np.float32)), rate, 16000)
+    rec = Recognizer.load(trained_exp)
+    lp = rec.log_probs(wave)
+    for beam in (1, 8):
+        best = Searcher(rec.tokens, SearchConfig.for_experiment(trained_exp, beam=beam))(
+            lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0][0]
+        res = run_cli("decode", "--model", str(trained_exp), "--beam", str(beam), "--json", str(other))
+        assert res.returncode == 0, res.stderr
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+        assert [t["token"] for t in out["tokens"]] == [rec.tokens[i] for i in best.tokens] and best.tokens
+        assert [t["start"] for t in out["tokens"]] == [round(f * 0.01, 3) for f in best.frames]
+        assert out["score"] == pytest.approx(best.score, abs=1e-3)  # a wrong channel or rate changes the score
+        assert out["duration"] == pytest.approx(len(audio) / sr, abs=1e-3)
+        starts = [t["start"] for t in out["tokens"]]
+        assert starts == sorted(starts) and 0 <= starts[0] and out["tokens"][-1]["end"] <= out["duration"] + 0.02
 
 
 def test_evaluate_cli_writes_alignments(trained_exp: Path) -> None:
