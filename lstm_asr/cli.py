@@ -12,10 +12,25 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from lstm_asr.errors import FIXABLE_ERRNOS, LstmAsrError, os_error_problem, reporting_write_errors
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# ``--help`` lists the commands in the order a user meets them (typer's own order is definition order, with command
+# groups last); a command missing here comes after these.
+COMMAND_ORDER = ("synth", "prep", "train", "decode", "evaluate", "align", "lm", "report", "plot", "export", "render")
+
+
+class PipelineOrder(TyperGroup):
+    """The top-level command group, listing its commands in :data:`COMMAND_ORDER`."""
+
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
+
+
+app = typer.Typer(cls=PipelineOrder, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train and run bidirectional LSTM + CTC recognisers (speech and online handwriting).")
 synth_app = typer.Typer(no_args_is_help=True, help="Generate demo corpora in the real corpora's layouts.")
 app.add_typer(synth_app, name="synth")
@@ -198,7 +213,7 @@ def decode(
         torch.set_num_threads(threads)
     exp = model or find_latest_experiment()
     rec = Recognizer.load(exp)
-    if getattr(rec, "input_type", "audio") == "ink":  # pen strokes (IAM-OnDB XML, InkML): decoding/ink_decode.py
+    if rec.input_type == "ink":  # pen strokes (IAM-OnDB XML, InkML): decoding/ink_decode.py
         from lstm_asr.decoding.ink_decode import decode_ink_files
 
         decode_ink_files(rec, files, beam=beam or 1, as_json=as_json)
@@ -209,7 +224,7 @@ def decode(
     inputs = expand_inputs(files)
     summary = Summary()
     advance, close = stderr_progress(len(inputs))
-    units = getattr(rec, "units", "phones")
+    units = rec.units
     shift = rec.frame_seconds  # frame shift x the model's frame-rate reduction
     try:
         for d in decode_files(rec, inputs, searcher, summary, batch_size=batch_size,

@@ -129,7 +129,7 @@ def align_audio(recognizer, audio: str | Path, transcript: str | list[str],
     source = source or str(audio)
     if isinstance(transcript, str):
         # Character models spell words with "|" between them: "hello world" -> h e l l o | w o r l d.
-        chars = getattr(recognizer, "units", "phones") == "chars"
+        chars = recognizer.units == "chars"
         symbols = list(WORD_SEP.join(transcript.split())) if chars else transcript.split()
     else:
         symbols = list(transcript)

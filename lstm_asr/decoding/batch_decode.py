@@ -99,9 +99,9 @@ def decode_files(recognizer, files: list[Path], searcher: Searcher, summary: Sum
     from lstm_asr.data.features import compute_features
 
     feats_cfg = recognizer.features
-    model = getattr(recognizer, "model", None)
-    batchable = isinstance(model, torch.nn.Module) and hasattr(recognizer, "features")
-    windowable = batchable and hasattr(model, "frame_reduction") and window is not None and window.enabled
+    model = recognizer.model  # None for an exported TorchScript file: it decodes one waveform at a time
+    batchable = model is not None
+    windowable = batchable and window is not None and window.enabled
     start = time.perf_counter()
     summary.files += len(files)
 
@@ -154,8 +154,7 @@ def _decode_batch(ok: list[tuple[Path, torch.Tensor, float]], model, batchable: 
         if batchable:
             with torch.inference_mode():
                 padded = model(padded, lengths)
-            if hasattr(model, "output_lengths"):  # a model with frame-rate reduction emits fewer frames
-                lengths = model.output_lengths(lengths)
+            lengths = model.output_lengths(lengths)  # fewer frames out when the model reduces the frame rate
         results = searcher(padded, lengths)
         for (f, _, dur), n, res in zip(ok, lengths.tolist(), results, strict=True):
             yield done(f, res, n, dur)

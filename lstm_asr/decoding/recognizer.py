@@ -15,6 +15,7 @@ import torch
 
 from data_prep.corpora import resolve_units
 from lstm_asr.data.features import FeatureConfig, compute_features
+from lstm_asr.data.ink_features import InkFeatureConfig
 from lstm_asr.decoding.ctc_decode import greedy_decode, prefix_beam_search
 from lstm_asr.decoding.long_decode import DEFAULT_WINDOW, WindowConfig, is_long, windowed_log_probs
 from lstm_asr.errors import LstmAsrError
@@ -56,14 +57,17 @@ def find_latest_experiment(root: Path = Path("exp")) -> Path:
 class Recognizer:
     """A trained model with its feature settings and token list, ready to decode audio."""
 
-    def __init__(self, model: BLSTMCTC, features: FeatureConfig, tokens: list[str], corpus_type: str,
-                 units: str = "phones") -> None:
+    model: BLSTMCTC | None  # None for an exported TorchScript file (ScriptedRecognizer)
+
+    def __init__(self, model: BLSTMCTC, features: FeatureConfig | InkFeatureConfig, tokens: list[str],
+                 corpus_type: str, units: str = "phones") -> None:
         self.model = model.eval()
         self.features = features
         self.tokens = tokens
         self.corpus_type = corpus_type
         self.units = units  # output units: "phones", "chars" or "bpe" (decides how tokens become text)
-        self.input_type = "ink" if getattr(features, "type", "") == "ink" else "audio"  # stored in the checkpoint
+        # Pen strokes or audio in: the checkpoint's feature settings say which.
+        self.input_type = "ink" if isinstance(features, InkFeatureConfig) else "audio"
 
     @classmethod
     def load(cls, path: str | Path) -> Recognizer:
@@ -77,8 +81,6 @@ class Recognizer:
             model.load_state_dict(ckpt["state_dict"])
             feats = ckpt["features"]
             if feats.get("type") == "ink":  # a handwriting model: pen strokes in (see lstm_asr/decoding/ink_decode.py)
-                from lstm_asr.data.ink_features import InkFeatureConfig
-
                 features = InkFeatureConfig.from_dict(feats)
             else:
                 features = FeatureConfig(**feats)
@@ -92,7 +94,7 @@ class Recognizer:
     @property
     def frame_seconds(self) -> float:
         """Seconds per output frame: the feature frame shift times the model's frame-rate reduction."""
-        reduction = self.model.frame_reduction if isinstance(self.model, BLSTMCTC) else 1
+        reduction = self.model.frame_reduction if self.model is not None else 1
         return self.features.frame_shift_ms / 1000 * reduction
 
     @torch.inference_mode()
@@ -110,7 +112,7 @@ class Recognizer:
         """
         from data_prep.audio import load_audio
 
-        if isinstance(self.model, BLSTMCTC) and is_long(path, self.features, self.model.frame_reduction, window):
+        if self.model is not None and is_long(path, self.features, self.model.frame_reduction, window):
             lp, duration = windowed_log_probs(self.model, self.features, path, window)
         else:
             wav = load_audio(path, self.features.sample_rate)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -34,6 +34,14 @@ class Result:
     score: float
     frames: tuple[int, ...]
     words: tuple[str, ...] = ()
+
+
+class Decoder(Protocol):
+    """What decoding a batch of network outputs means everywhere (split decoding, batch decoding, evaluate):
+    padded log-probs (B, T, V) and their output lengths in, an N-best list of :class:`Result` per utterance out,
+    best first. :class:`Searcher` is the CTC one."""
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Result]]: ...
 
 
 @dataclass

@@ -3,19 +3,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from lstm_asr.data.batching import bucket_batches
 from lstm_asr.data.feature_store import FeatureSplit
 from lstm_asr.decoding.ctc_decode import beam_search_batch, greedy_decode
+from lstm_asr.decoding.search import Decoder
 from lstm_asr.nn.model import BLSTMCTC
 
 
 @torch.inference_mode()
 def decode_split(model: BLSTMCTC, split: FeatureSplit, beam: int = 1, token_top_k: int = 0,
-                 max_frames: int = 40000, max_batch: int = 64, search: Callable | None = None) -> list[list[int]]:
+                 max_frames: int = 40000, max_batch: int = 64, search: Decoder | None = None) -> list[list[int]]:
     """Decode every utterance of a prepared split; returns label ids per utterance in split order.
 
     ``search`` (e.g. a :class:`lstm_asr.decoding.search.Searcher`, for LM decoding) replaces greedy/beam search: it maps

@@ -19,9 +19,20 @@ as a Python loop of autograd ops, TorchScript or torch.compile runs 15-18x slowe
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 from torch import nn
+
+
+class BiLayer(Protocol):
+    """What the model needs of a bidirectional layer, whatever its cell: padded (B, T, D) inputs and their
+    lengths in, (B, T, output_dim) out, each utterance's outputs independent of the padding and of the other
+    utterances in the batch (tests/test_cells.py checks every cell for this)."""
+
+    output_dim: int
+
+    def __call__(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor: ...
 
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from torch import nn
 
 from lstm_asr.data.features import Normalizer
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.nn.cells import BiRNNLayer, PeepholeBiLSTMLayer, reverse_padded  # noqa: F401 - reverse_padded re-exported
+from lstm_asr.nn.cells import BiLayer, BiRNNLayer, PeepholeBiLSTMLayer
 from lstm_asr.nn.frame_rate import reduced_length, stack_frames
 
 CELLS = ("lstm", "peephole", "gru")
@@ -83,7 +83,7 @@ class BiLSTMLayer(BiRNNLayer):
         super().__init__(input_dim, hidden, "lstm", projection)
 
 
-def make_layer(config: ModelConfig, input_dim: int) -> nn.Module:
+def make_layer(config: ModelConfig, input_dim: int) -> BiLayer:
     """One bidirectional layer of the configured cell; its ``output_dim`` is what the next layer reads."""
     if config.cell == "peephole":
         return PeepholeBiLSTMLayer(input_dim, config.hidden, config.peephole_output_activation)
