@@ -32,3 +32,17 @@ def test_seeded_per_epoch_and_deterministic() -> None:
     c = bucket_batches(lengths, 3000, 32, seed=7, epoch=2)
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert len(a) != len(c) or not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_training_batches_are_neighbours_in_length_and_vary_by_epoch() -> None:
+    # Cut from the exact length order: no utterance outside a batch lies strictly between its shortest and longest,
+    # so padding is as low as the budget allows; the cuts and the order still change from epoch to epoch.
+    lengths = np.random.default_rng(2).integers(50, 800, size=400)
+    for epoch in (1, 2):
+        batches = bucket_batches(lengths, max_frames=6000, max_batch=16, seed=5, epoch=epoch)
+        for b in batches:
+            lo, hi = lengths[b].min(), lengths[b].max()
+            assert ((lengths > lo) & (lengths < hi)).sum() == len(b) - ((lengths[b] == lo) | (lengths[b] == hi)).sum()
+    one = {tuple(sorted(b.tolist())) for b in bucket_batches(lengths, 6000, 16, seed=5, epoch=1)}
+    two = {tuple(sorted(b.tolist())) for b in bucket_batches(lengths, 6000, 16, seed=5, epoch=2)}
+    assert one != two
