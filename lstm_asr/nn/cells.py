@@ -35,18 +35,81 @@ class BiLayer(Protocol):
     def __call__(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor: ...
 
 
+def reversal_rows(lengths: torch.Tensor, batch: int, time: int, device: torch.device) -> torch.Tensor:
+    """Row index (B*T,) into a (B*T, ...) view of a padded batch that reverses each sequence within its length.
+
+    Row ``b*T + t`` takes row ``b*T + L_b - 1 - t`` for ``t < L_b`` and itself for padding. The permutation is its
+    own inverse.
+    """
+    t = torch.arange(time, device=device).unsqueeze(0)
+    lens = lengths.to(device).unsqueeze(1)
+    idx = torch.where(t < lens, lens - 1 - t, t)
+    return (idx + torch.arange(batch, device=device).unsqueeze(1) * time).reshape(-1)
+
+
+class _PermuteRows(torch.autograd.Function):
+    """``x.index_select(0, rows)`` for a permutation that is its own inverse: the gradient takes the same rows.
+
+    Autograd's own backward for a gather or index_select is a zero fill plus a scatter-add; the inverse
+    permutation is one more row gather (whole rows, no per-element index), the same copy as the forward.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(rows)
+        return x.index_select(0, rows)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (rows,) = ctx.saved_tensors
+        return _PermuteRows.apply(grad, rows), None
+
+
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse each sequence of a batch-first padded tensor within its own length.
 
     ``x`` is (B, T, ...); frame ``t < L_b`` of sequence ``b`` moves to ``L_b - 1 - t``; padding frames stay where
-    they are. The same call undoes it. One gather, no loop over sequences or frames.
+    they are. The same call undoes it. One row gather over a (B*T, ...) view, no loop over sequences or frames, and
+    its gradient is the same reversal of the incoming gradient.
     """
     batch, time = x.shape[0], x.shape[1]
-    t = torch.arange(time, device=x.device).unsqueeze(0).expand(batch, time)
-    lens = lengths.to(x.device).unsqueeze(1)
-    idx = torch.where(t < lens, lens - 1 - t, t)
-    idx = idx.view(batch, time, *([1] * (x.dim() - 2))).expand_as(x)
-    return torch.gather(x, 1, idx)
+    rows = reversal_rows(lengths, batch, time, x.device)
+    return _PermuteRows.apply(x.reshape(batch * time, *x.shape[2:]), rows).view(x.shape)
+
+
+class _JoinDirections(torch.autograd.Function):
+    """``cat([fwd, reverse_padded(bwd)], -1)`` in one pass: the backward direction's outputs, computed on reversed
+    sequences, are put back in time order straight into their half of the layer's output (no reversed copy in
+    between), and the gradient of that half is gathered back in reversed order (no zero fill and scatter-add)."""
+
+    @staticmethod
+    def forward(ctx, fwd: torch.Tensor, bwd: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        batch, time, width_f = fwd.shape
+        out = fwd.new_empty(batch, time, width_f + bwd.shape[-1])
+        out[..., :width_f] = fwd
+        torch.index_select(bwd.reshape(batch * time, -1), 0, rows, out=out.view(batch * time, -1)[:, width_f:])
+        ctx.save_for_backward(rows)
+        ctx.width_f = width_f
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (rows,) = ctx.saved_tensors
+        batch, time, width = grad.shape
+        w = ctx.width_f
+        grad_b = _PermuteRows.apply(grad.reshape(batch * time, width)[:, w:], rows).view(batch, time, width - w)
+        return grad[..., :w], grad_b, None
+
+
+def join_directions(fwd: torch.Tensor, bwd_reversed: torch.Tensor, lengths: torch.Tensor,
+                    rows: torch.Tensor | None = None) -> torch.Tensor:
+    """A bidirectional layer's output (B, T, Hf + Hb): the forward direction's outputs beside the backward
+    direction's, which were computed on per-sequence reversed inputs and are reversed back here. ``rows``:
+    :func:`reversal_rows` for these lengths, when the caller has it already."""
+    batch, time = fwd.shape[0], fwd.shape[1]
+    if rows is None:
+        rows = reversal_rows(lengths, batch, time, fwd.device)
+    return _JoinDirections.apply(fwd, bwd_reversed, rows)
 
 
 class BiRNNLayer(nn.Module):
@@ -63,9 +126,11 @@ class BiRNNLayer(nn.Module):
         self.output_dim = 2 * (projection or hidden)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        batch, time = x.shape[0], x.shape[1]
+        rows = reversal_rows(lengths, batch, time, x.device)  # one index for both reversals of the layer
         out_f, _ = self.fwd(x)
-        out_b, _ = self.bwd(reverse_padded(x, lengths))
-        return torch.cat([out_f, reverse_padded(out_b, lengths)], dim=-1)
+        out_b, _ = self.bwd(_PermuteRows.apply(x.reshape(batch * time, -1), rows).view(x.shape))
+        return join_directions(out_f, out_b, lengths, rows)
 
 
 def _tanh_(x: torch.Tensor) -> torch.Tensor:
@@ -195,4 +260,4 @@ class PeepholeBiLSTMLayer(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             hs = PeepholeLSTMFunction.apply(gx.to(self.weight_hh.dtype).view(2, batch, steps, 4 * self.hidden),
                                             self.weight_hh.transpose(1, 2), self.peephole, self.identity)  # (2,B,T,H)
-        return torch.cat([hs[0], reverse_padded(hs[1], lengths)], dim=-1)
+        return join_directions(hs[0], hs[1], lengths)
