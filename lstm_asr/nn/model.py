@@ -23,6 +23,7 @@ from torch import nn
 from lstm_asr.data.features import Normalizer
 from lstm_asr.errors import LstmAsrError
 from lstm_asr.nn.cells import BiLayer, BiRNNLayer, PeepholeBiLSTMLayer
+from lstm_asr.nn.dropout import Dropout
 from lstm_asr.nn.frame_rate import reduced_length, stack_frames
 
 CELLS = ("lstm", "peephole", "gru")
@@ -111,7 +112,7 @@ class BLSTMCTC(nn.Module):
             # A pyramid step after this layer concatenates frame pairs: the next layer reads twice the width.
             dim = layers[-1].output_dim * (2 if i < config.pyramid else 1)
         self.layers = nn.ModuleList(layers)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)  # bulk CPU mask (lstm_asr/nn/dropout.py)
         self.output = nn.Linear(dim, config.num_classes)
         if config.init == "uniform":
             for p in self.parameters():
