@@ -8,7 +8,7 @@ from conftest import assert_padding_safe
 
 from lstm_asr.data.ctc_feasibility import ctc_min_frames
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.nn.cells import reverse_padded
+from lstm_asr.nn.cells import join_directions, reverse_padded
 from lstm_asr.nn.model import BLSTMCTC, ModelConfig
 
 
@@ -19,6 +19,28 @@ def test_reverse_padded_reverses_within_length_and_is_its_own_inverse() -> None:
     assert r[0, :, 0].tolist() == [4, 3, 2, 1, 0]
     assert r[1, :, 0].tolist() == [7, 6, 5, 8, 9]  # padding frames (8, 9) stay put
     assert torch.equal(reverse_padded(r, lengths), x)
+
+
+def test_reversal_and_joining_have_exact_gradients() -> None:
+    # The reversal's and the join's hand-written backwards against autograd's own gather/cat, exactly.
+    torch.manual_seed(0)
+    lengths = torch.tensor([6, 2, 4])
+    x = torch.randn(3, 6, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, 6, 5, dtype=torch.float64, requires_grad=True)
+    t = torch.arange(6).unsqueeze(0)
+    idx = torch.where(t < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - t, t)
+
+    def reference(z: torch.Tensor) -> torch.Tensor:
+        return torch.gather(z, 1, idx.unsqueeze(-1).expand_as(z))
+
+    up = torch.randn(3, 6, 9, dtype=torch.float64)
+    ours = torch.autograd.grad((join_directions(x, b, lengths) * up).sum(), (x, b))
+    ref = torch.autograd.grad((torch.cat([x, reference(b)], -1) * up).sum(), (x, b))
+    assert all(torch.equal(o, r) for o, r in zip(ours, ref, strict=True))
+    assert torch.equal(join_directions(x, b, lengths), torch.cat([x, reference(b)], -1))
+    assert torch.equal(torch.autograd.grad((reverse_padded(x, lengths) * up[..., :4]).sum(), x)[0],
+                       reference(up[..., :4]))
+    assert torch.autograd.gradgradcheck(lambda z: reverse_padded(z, lengths), (x,))
 
 
 def test_padded_batch_gives_each_utterance_its_own_outputs_and_gradients() -> None:
@@ -52,3 +74,24 @@ def test_ctc_min_frames_counts_repeats() -> None:
     assert ctc_min_frames([1, 2, 3]) == 3
     assert ctc_min_frames([1, 1, 2, 2, 2]) == 8
     assert ctc_min_frames([]) == 0
+
+
+def test_dropout_is_inverted_seeded_and_off_in_evaluation() -> None:
+    from lstm_asr.nn.dropout import Dropout
+
+    drop, p = Dropout(0.2), 0.2
+    x = torch.rand(4, 250, 100) + 0.5  # no zeros of its own
+    x.requires_grad_(True)
+    torch.manual_seed(3)
+    y = drop(x)
+    torch.manual_seed(3)
+    assert torch.equal(drop(x), y)  # the mask comes from torch's generator: seeded runs repeat exactly
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept] / (1 - p))
+    n = kept.numel()
+    assert abs((~kept).sum().item() - p * n) < 6 * (n * p * (1 - p)) ** 0.5  # Bernoulli(p) drops
+    y.backward(torch.ones_like(y))
+    torch.testing.assert_close(x.grad, kept.float() / (1 - p))
+    assert not torch.equal(drop(x), y)  # a fresh mask per call
+    drop.eval()
+    assert drop(x) is x
