@@ -282,8 +282,10 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
             bar.update(task, visible=False)
             train_seconds = time.time() - epoch_start
             # Rank 0 decodes dev; every process takes its figure, so all make the same decisions below.
+            dev_start = time.time()
             per = dist.from_main(lambda: score_split(dev_split, decode_split(model, dev_split), tokens,
                                                      score_units).counts.rate)
+            dev_seconds = time.time() - dev_start
             improved = per < state.best_per
             if improved:
                 state.best_per, state.best_epoch, state.bad_epochs = per, epoch, 0
@@ -297,7 +299,8 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
                           train_loss=round(loss_sum / max(utts, 1), 4),
                           dev_per=round(per * 100, 2), best_dev_per=round(state.best_per * 100, 2),
                           frames_per_s=round(frames_all / max(train_seconds, 1e-9), 1),
-                          epoch_seconds=round(train_seconds, 1), skipped_steps=state.skipped_steps)
+                          epoch_seconds=round(train_seconds, 1), dev_seconds=round(dev_seconds, 1),
+                          skipped_steps=state.skipped_steps)
             stage_epochs = epoch - state.stage_start + 1
             max_epochs = t.noise_max_epochs if state.stage == 2 and t.noise_max_epochs else t.max_epochs
             state.lr = next_lr(t.schedule, state.lr, t.lr, stage_epochs, max_epochs, improved, t.newbob_factor)
