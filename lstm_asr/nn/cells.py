@@ -24,6 +24,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from lstm_asr.nn.direction_threads import can_run_concurrently, run_directions
+
 
 class BiLayer(Protocol):
     """What the model needs of a bidirectional layer, whatever its cell: padded (B, T, D) inputs and their
@@ -128,8 +130,11 @@ class BiRNNLayer(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         batch, time = x.shape[0], x.shape[1]
         rows = reversal_rows(lengths, batch, time, x.device)  # one index for both reversals of the layer
-        out_f, _ = self.fwd(x)
-        out_b, _ = self.bwd(_PermuteRows.apply(x.reshape(batch * time, -1), rows).view(x.shape))
+        x_rev = _PermuteRows.apply(x.reshape(batch * time, -1), rows).view(x.shape)
+        if can_run_concurrently(x):  # both directions at once, one core each (lstm_asr/nn/direction_threads.py)
+            out_f, out_b = run_directions(self.fwd, self.bwd, x, x_rev)
+        else:
+            out_f, out_b = self.fwd(x)[0], self.bwd(x_rev)[0]
         return join_directions(out_f, out_b, lengths, rows)
 
 
