@@ -11,22 +11,32 @@ from lstm_asr.decoding.ctc_decode import beam_search_batch, greedy_decode
 from lstm_asr.decoding.search import Decoder
 from lstm_asr.nn.model import BLSTMCTC
 
+# Utterances per batch when the caller gives none. On the CPU, batches of 16 decoded the demo's dev split (400
+# utterances, 3x250 BLSTM, 2 threads) in 6.8 s against 7.8 s at 64 and 7.3 s at 8 (bench/RESULTS.md, issue 16):
+# larger batches' gate tensors outgrow the caches. Accelerators want large batches.
+CPU_MAX_BATCH = 16
+ACCELERATOR_MAX_BATCH = 64
+
 
 @torch.inference_mode()
 def decode_split(model: BLSTMCTC, split: FeatureSplit, beam: int = 1, token_top_k: int = 0,
-                 max_frames: int = 40000, max_batch: int = 64, search: Decoder | None = None) -> list[list[int]]:
+                 max_frames: int = 40000, max_batch: int | None = None,
+                 search: Decoder | None = None) -> list[list[int]]:
     """Decode every utterance of a prepared split; returns label ids per utterance in split order.
 
     ``search`` (e.g. a :class:`lstm_asr.decoding.search.Searcher`, for LM decoding) replaces greedy/beam search: it maps
-    (log_probs, lengths) to N-best lists per utterance, of which the best is kept.
+    (log_probs, lengths) to N-best lists per utterance, of which the best is kept. ``max_batch`` None: 16 utterances
+    per batch on the CPU, 64 on an accelerator.
     """
     was_training = model.training
     model.eval()
+    # A model on a GPU (dev decoding during training) runs there; the decoders take the outputs on the CPU.
+    device = next(model.parameters(), torch.empty(0)).device
+    if max_batch is None:
+        max_batch = CPU_MAX_BATCH if device.type == "cpu" else ACCELERATOR_MAX_BATCH
     out: list[list[int]] = [[] for _ in range(len(split))]
     for idx in bucket_batches(split.num_frames, max_frames, max_batch, seed=None):
         feats, lengths, _, _ = split.batch(idx)
-        # A model on a GPU (dev decoding during training) runs there; the decoders take the outputs on the CPU.
-        device = next(model.parameters(), feats).device
         log_probs = model(feats.to(device), lengths.to(device)).cpu()
         lengths = model.output_lengths(lengths)  # fewer output frames when the model reduces the frame rate
         if search is not None:
