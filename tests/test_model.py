@@ -95,3 +95,31 @@ def test_dropout_is_inverted_seeded_and_off_in_evaluation() -> None:
     assert not torch.equal(drop(x), y)  # a fresh mask per call
     drop.eval()
     assert drop(x) is x
+
+
+def test_directions_run_concurrently_give_the_same_outputs_and_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The two-worker path (lstm_asr/nn/direction_threads.py) against the directions run one after the other, forced
+    # on whatever the thread count here; padding-safe like every cell.
+    import lstm_asr.nn.cells as cells
+    from lstm_asr.nn import direction_threads
+    from lstm_asr.nn.model import ctc_loss
+
+    if direction_threads._worker_pool() is None:
+        pytest.skip("no OpenMP runtime found to give the direction workers one thread each")
+    torch.manual_seed(0)
+    model = BLSTMCTC(ModelConfig(input_dim=7, num_classes=5, hidden=6, layers=3)).double()
+    x, lengths = torch.randn(3, 9, 7, dtype=torch.float64), torch.tensor([9, 5, 4])
+    targets, target_lengths = torch.tensor([1, 2, 3, 2, 4, 1, 1, 3]), torch.tensor([3, 2, 3])
+    runs = []
+    for concurrent in (True, False):
+        monkeypatch.setattr(cells, "can_run_concurrently", lambda _x, c=concurrent: c)
+        model.zero_grad()
+        out = model(x, lengths)
+        ctc_loss(out, lengths, targets, target_lengths).backward()
+        runs.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+        with torch.inference_mode():
+            assert torch.equal(model(x, lengths), out.detach())
+    assert torch.equal(runs[0][0], runs[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
+    monkeypatch.setattr(cells, "can_run_concurrently", lambda _x: True)
+    assert_padding_safe(model)
