@@ -1,11 +1,26 @@
-"""Padding strategies for a BLSTM training step on CPU: per-sequence reversal (ours) vs pack_padded_sequence.
+"""Padding strategies for a BLSTM training step on CPU: per-sequence reversal (ours) vs the alternatives.
 
-Prints a JSON object and a table. Run: ``.venv/bin/python bench/bench_blstm.py [--threads 2] [--repeats 5]``.
-Both variants compute the same function (padding never reaches the backward direction); only speed differs.
+Prints a JSON object and a table. Run: ``.venv/bin/python bench/bench_blstm.py [--threads 2] [--repeats 5]
+[--variants reversal,gather,fused,packed]``. Variants (one forward + CTC + backward + Adam step of a 3x250
+BLSTM-CTC on a padded batch whose lengths are 85-100% of the longest, timed in interleaved rounds):
+
+* ``reversal``: the model as it is (``lstm_asr/nn/cells.py``): per-sequence reversal as a self-inverse row
+  permutation (its gradient is the same permutation), the backward direction's outputs written back in time order
+  straight into the layer's output.
+* ``gather``: the same network as it was before issue 16: reversal by ``torch.gather`` (whose gradient is a zero
+  fill and a scatter-add) and ``torch.cat`` of the directions.
+* ``fused``: one ``nn.LSTM(num_layers=3, bidirectional=True)`` call on the padded batch, as SpeechBrain runs it.
+  NOT padding-safe (the backward direction reads the padding first): the speed that exactness forgoes.
+* ``packed``: ``pack_padded_sequence`` + bidirectional ``nn.LSTM``: exact, but off oneDNN's fused kernel.
+
+``reversal``, ``gather`` and ``packed`` compute the same function (padding never reaches the backward direction;
+``tests/test_model.py`` checks it for ours); only speed differs.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
 
 import benchlib
@@ -13,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from lstm_asr.nn.cells import BiRNNLayer
 from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
 
 
@@ -28,6 +44,47 @@ class PackedBLSTMCTC(nn.Module):
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=x.shape[1])
         return torch.log_softmax(self.output(out), dim=-1)
+
+
+class FusedBLSTMCTC(nn.Module):
+    """One bidirectional multi-layer nn.LSTM call on the padded batch (padding reaches the backward direction)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(cfg.input_dim, cfg.hidden, cfg.layers, batch_first=True, bidirectional=True)
+        self.output = nn.Linear(2 * cfg.hidden, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.output(self.lstm(x)[0]), dim=-1)
+
+
+def gather_reverse(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The per-sequence reversal as it was before issue 16: a gather with an index as large as ``x``."""
+    batch, steps = x.shape[0], x.shape[1]
+    t = torch.arange(steps).unsqueeze(0).expand(batch, steps)
+    lens = lengths.unsqueeze(1)
+    idx = torch.where(t < lens, lens - 1 - t, t)
+    return torch.gather(x, 1, idx.view(batch, steps, 1).expand_as(x))
+
+
+class GatherLayer(BiRNNLayer):
+    """A bidirectional nn.LSTM layer with the pre-issue-16 reversal (gather) and concatenation."""
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        out_f, _ = self.fwd(x)
+        out_b, _ = self.bwd(gather_reverse(x, lengths))
+        return torch.cat([out_f, gather_reverse(out_b, lengths)], dim=-1)
+
+
+def gather_model(cfg: ModelConfig) -> BLSTMCTC:
+    model = BLSTMCTC(cfg)
+    dims = [cfg.input_dim] + [2 * cfg.hidden] * (cfg.layers - 1)
+    model.layers = nn.ModuleList(GatherLayer(d, cfg.hidden) for d in dims)
+    return model
+
+
+VARIANTS: dict[str, Callable[[ModelConfig], nn.Module]] = {
+    "reversal": BLSTMCTC, "gather": gather_model, "fused": FusedBLSTMCTC, "packed": PackedBLSTMCTC}
 
 
 def training_step(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
@@ -47,8 +104,13 @@ def training_step(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, targ
 def main() -> None:
     ap = benchlib.parser(__doc__, threads=2, repeats=5)
     benchlib.add_shape_options(ap)
+    ap.add_argument("--variants", default="reversal,gather,fused,packed", help="comma-separated, of: "
+                    + ", ".join(VARIANTS))
     args = ap.parse_args()
     benchlib.start(args)
+    names = args.variants.split(",")
+    if unknown := [n for n in names if n not in VARIANTS]:
+        raise SystemExit(f"--variants: unknown {', '.join(unknown)} (use {', '.join(VARIANTS)})")
     cfg = ModelConfig(input_dim=123, num_classes=62, hidden=args.hidden, layers=args.layers)
     b, t = args.batch, args.frames
     # Lengths spread as in a length-bucketed batch: 85-100% of the longest.
@@ -57,17 +119,29 @@ def main() -> None:
     x = torch.randn(b, t, 123)
     target_lengths = torch.full((b,), t // 8)
     targets = torch.randint(1, 62, (int(target_lengths.sum()),))
-    results = {}
-    for name, model in (("reversal", BLSTMCTC(cfg)), ("packed", PackedBLSTMCTC(cfg))):
-        # One untimed step first: it warms up allocators and kernels.
-        med = benchlib.median_ms(training_step(model, x, lengths, targets, target_lengths), args.repeats) / 1000.0
-        results[name] = {"median_step_s": med, "frames_per_s": float(lengths.sum()) / med}
-    results["packed_over_reversal_time"] = results["packed"]["median_step_s"] / results["reversal"]["median_step_s"]
+    steps = {}
+    for n in names:
+        torch.manual_seed(0)
+        steps[n] = training_step(VARIANTS[n](cfg), x, lengths, targets, target_lengths)
+        steps[n]()  # untimed: warms up allocators and kernels
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for _ in range(args.repeats):  # interleaved rounds: load from other processes hits every variant alike
+        for n in names:
+            t0 = time.perf_counter()
+            steps[n]()
+            times[n].append(time.perf_counter() - t0)
+    frames = float(lengths.sum())
+    results: dict = {n: {"median_step_s": statistics.median(v), "frames_per_s": frames / statistics.median(v)}
+                     for n, v in times.items()}
+    base = results.get("reversal")
+    if base:
+        for n in names:
+            results[n]["time_over_reversal"] = results[n]["median_step_s"] / base["median_step_s"]
     results["config"] = benchlib.config(args)
     benchlib.emit(results, args.json)
-    benchlib.print_table([(n, results[n]["median_step_s"], results[n]["frames_per_s"]) for n in ("reversal", "packed")],
-                         [("variant", "<10"), ("step s", ">8.3f"), ("frames/s", ">10.0f")])
-    print(f"packed is {results['packed_over_reversal_time']:.2f}x slower per step")
+    benchlib.print_table([(n, results[n]["median_step_s"], results[n]["frames_per_s"],
+                           results[n].get("time_over_reversal", float("nan"))) for n in names],
+                         [("variant", "<10"), ("step s", ">8.3f"), ("frames/s", ">10.0f"), ("x reversal", ">11.2f")])
 
 
 if __name__ == "__main__":
