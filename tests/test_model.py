@@ -112,7 +112,7 @@ def test_directions_run_concurrently_give_the_same_outputs_and_gradients(monkeyp
     targets, target_lengths = torch.tensor([1, 2, 3, 2, 4, 1, 1, 3]), torch.tensor([3, 2, 3])
     runs = []
     for concurrent in (True, False):
-        monkeypatch.setattr(cells, "can_run_concurrently", lambda _x, c=concurrent: c)
+        monkeypatch.setattr(cells, "can_run_concurrently", lambda _x, _h, c=concurrent: c)
         model.zero_grad()
         out = model(x, lengths)
         ctc_loss(out, lengths, targets, target_lengths).backward()
@@ -121,5 +121,5 @@ def test_directions_run_concurrently_give_the_same_outputs_and_gradients(monkeyp
             assert torch.equal(model(x, lengths), out.detach())
     assert torch.equal(runs[0][0], runs[1][0])
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
-    monkeypatch.setattr(cells, "can_run_concurrently", lambda _x: True)
+    monkeypatch.setattr(cells, "can_run_concurrently", lambda _x, _h: True)
     assert_padding_safe(model)

@@ -131,7 +131,8 @@ class BiRNNLayer(nn.Module):
         batch, time = x.shape[0], x.shape[1]
         rows = reversal_rows(lengths, batch, time, x.device)  # one index for both reversals of the layer
         x_rev = _PermuteRows.apply(x.reshape(batch * time, -1), rows).view(x.shape)
-        if can_run_concurrently(x):  # both directions at once, one core each (lstm_asr/nn/direction_threads.py)
+        # Both directions at once, one core each, when that pays (lstm_asr/nn/direction_threads.py).
+        if can_run_concurrently(x, self.fwd.hidden_size):
             out_f, out_b = run_directions(self.fwd, self.bwd, x, x_rev)
         else:
             out_f, out_b = self.fwd(x)[0], self.bwd(x_rev)[0]

@@ -8,9 +8,10 @@ gradients in its worker), so both cores stay busy without per-step hand-offs. Ea
 ops it computes alone, so nothing changes in what the layer computes; ``bench/RESULTS.md`` (issue 16) has the
 speed-up.
 
-Used when the input is on the CPU, float32, outside autocast, with torch set to 2 threads or more, and when the
-process's OpenMP runtime can be told to use one thread in the workers (GNU, LLVM or Intel OpenMP); otherwise the
-directions run one after the other as before.
+Used when the input is on the CPU, float32, outside autocast, with torch set to 2 threads or more, the layer's work
+is large enough to pay for the hand-off (:data:`MIN_FLOPS_PER_DIRECTION`), and the process's OpenMP runtime can be
+told to use one thread in the workers (GNU, LLVM or Intel OpenMP); otherwise the directions run one after the other
+as before.
 """
 
 from __future__ import annotations
@@ -73,11 +74,19 @@ def _forget_pool_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def can_run_concurrently(x: torch.Tensor) -> bool:
-    """Whether :func:`run_directions` runs the two directions at the same time for this input."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.get_num_threads() >= 2
-            and not torch.is_autocast_enabled("cpu") and not torch.jit.is_scripting()
-            and not torch.jit.is_tracing() and _worker_pool() is not None)
+# Below this much work per direction (multiply-adds x 2 of one forward pass) the hand-off to the workers is not
+# worth it: a call then takes well under 5 ms on 2 cores, and the hand-off costs ~0.1-0.5 ms. The demo recipe's
+# layers (16 x 110 steps, 4 x 160 gates, ~500 inputs) do ~1 GFLOP, the 3x250 network at batch 8 x 330 ~4.
+MIN_FLOPS_PER_DIRECTION = 2.5e8
+
+
+def can_run_concurrently(x: torch.Tensor, hidden: int) -> bool:
+    """Whether :func:`run_directions` runs the two directions at the same time for this input (B, T, D) to a layer
+    of ``hidden`` units per direction."""
+    flops = 2.0 * x.shape[0] * x.shape[1] * 4 * hidden * (x.shape[-1] + hidden)
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and flops >= MIN_FLOPS_PER_DIRECTION
+            and torch.get_num_threads() >= 2 and not torch.is_autocast_enabled("cpu")
+            and not torch.jit.is_scripting() and not torch.jit.is_tracing() and _worker_pool() is not None)
 
 
 def _run(module: nn.Module, x: torch.Tensor, grad: bool, inference: bool) -> tuple[torch.Tensor, torch.Tensor]:
