@@ -74,10 +74,11 @@ def _forget_pool_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-# Below this much work per direction (multiply-adds x 2 of one forward pass) the hand-off to the workers is not
-# worth it: a call then takes well under 5 ms on 2 cores, and the hand-off costs ~0.1-0.5 ms. The demo recipe's
-# layers (16 x 110 steps, 4 x 160 gates, ~500 inputs) do ~1 GFLOP, the 3x250 network at batch 8 x 330 ~4.
-MIN_FLOPS_PER_DIRECTION = 2.5e8
+# Below this much work per direction (multiply-adds x 2 of one forward pass) the directions run one after the other.
+# Measured gains (bench/RESULTS.md, issue 16) are for the 3x250 network at the full frame rate, 2-4 GFLOP per
+# direction at 8 x 330 frames; the demo recipe's layers (16 x 110 steps, 4 x 160 gates, ~500 inputs: ~1.1 GFLOP)
+# trained no faster per epoch with them, and a toy layer was 3x slower (the hand-off costs ~0.1-0.5 ms a call).
+MIN_FLOPS_PER_DIRECTION = 1.5e9
 
 
 def can_run_concurrently(x: torch.Tensor, hidden: int) -> bool:
