@@ -56,7 +56,7 @@ def test_torchrun_environment() -> None:
 
 
 def test_torchrun_two_processes_train_in_sync(tiny_corpus: Path, tmp_path: Path) -> None:
-    # 8 training utterances, 2 per batch: 4 batches an epoch, 2 steps on each of the 2 processes.
+    # 8 training utterances, up to 2 per batch: 4 or 5 batches an epoch, split between the 2 processes.
     recipe = write_recipe(tmp_path / "r.yaml", tiny_corpus, tmp_path / "feats", model={"hidden": 16, "layers": 2,
                           "dropout": 0.1}, training={"max_epochs": 2, "threads": 1, "log_every": 1, "lr": 0.01,
                                                      "checkpoint_every": 1, "spec_time_masks": 1})
@@ -71,7 +71,15 @@ def test_torchrun_two_processes_train_in_sync(tiny_corpus: Path, tmp_path: Path)
     # Only rank 0 wrote: one epoch record per epoch, and each epoch had half the batches (the sampler's share).
     records = [json.loads(x) for x in (exp / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]
-    assert [r["step"] for r in records if r["kind"] == "step"] == [1, 2, 1, 2]
+    # Each epoch's steps count from 1. The batcher may open an epoch with a short batch (random first-batch size), so
+    # an epoch is 4 or 5 batches: 2 or 3 steps on each process, never 4 (the other process's share).
+    steps = [r["step"] for r in records if r["kind"] == "step"]
+    epochs = [[]]
+    for s in steps:
+        if s == 1 and epochs[-1]:
+            epochs.append([])
+        epochs[-1].append(s)
+    assert len(epochs) == 2 and all(e == list(range(1, len(e) + 1)) and len(e) in (2, 3) for e in epochs)
     written = {p.name for p in exp.iterdir()} - {"tensorboard"}  # event files when tensorboard is installed
     assert written == {"best.pt", "decode_dev", "decode_test", "last.pt", "metrics.jsonl", "recipe.yaml",
                        "results.json"}

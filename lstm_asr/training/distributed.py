@@ -236,6 +236,11 @@ def distributed_session(device_name: str) -> Iterator[tuple[Distributed, torch.d
         if rank != 0:  # only rank 0 talks; the others' errors still reach stderr
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - closed below
         yield Distributed(world, rank, local, device), device
+        # Leave together: rank 0 decodes dev and test after the last epoch while the others are done, and a gloo
+        # group torn down by one side while the other still holds its connections can abort that process at exit
+        # ("terminate called without an active exception"). Only on a normal exit: after an error the peers may
+        # never arrive.
+        tdist.barrier()
     finally:
         if sys.stdout is not stdout:
             sys.stdout.close()
