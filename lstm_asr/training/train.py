@@ -29,7 +29,8 @@ from lstm_asr.data.batching import bucket_batches
 from lstm_asr.data.ctc_feasibility import ctc_feasible
 from lstm_asr.data.feature_store import FeatureSplit
 from lstm_asr.data.features import Normalizer
-from lstm_asr.data.prep import feature_config, load_splits
+from lstm_asr.data.prep import feature_config, load_splits, store_dir
+from lstm_asr.data.wave_batches import training_batches
 from lstm_asr.decoding.split_decode import decode_split
 from lstm_asr.errors import LstmAsrError, reporting_write_errors
 from lstm_asr.nn.checkpoint import load_checkpoint, save_checkpoint
@@ -37,6 +38,7 @@ from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
 from lstm_asr.recipe import Recipe, dump_recipe
 from lstm_asr.scoring.error_rates import extra_rates, metric_name
 from lstm_asr.scoring.evaluate import CONVENTIONS, per_speaker, score_split, write_decode_dir
+from lstm_asr.training.averaging import average_experiment, keep_epoch
 from lstm_asr.training.devices import MixedPrecision
 from lstm_asr.training.distributed import Distributed, NullWriter, distributed_session
 from lstm_asr.training.regularizers import spec_mask, weight_noise
@@ -113,10 +115,27 @@ class MetricsLog:
             self.board.close()
 
 
+def score_averaged(model: BLSTMCTC, out: Path, n: int, by: str, dev_split: FeatureSplit, test_split: FeatureSplit,
+                   tokens: list[str], score_units: Any, c: Any, metric: str) -> dict[str, Any]:
+    """Average the kept epochs into ``averaged.pt`` and score it on dev and test (``decode_<split>_averaged``)."""
+    path, epochs = average_experiment(out, n, by)
+    model.load_state_dict(load_checkpoint(path)["state_dict"])
+    scored: dict[str, Any] = {"checkpoint": path.name, "epochs": epochs, "by": by}
+    for name, split in (("dev", dev_split), ("test", test_split)):
+        score = score_split(split, decode_split(model, split), tokens, score_units)
+        write_decode_dir(out / f"decode_{name}_averaged", split, score,
+                         {"split": name, "decoding": "greedy", "model": path.name, "epochs": epochs,
+                          "units": resolve_units(c.type, c.units), "metric": metric})
+        scored[name] = {"per": round(score.counts.rate * 100, 2), **score.to_dict()}
+    print(f"averaged.pt (epochs {', '.join(map(str, epochs))}, {by}): dev {metric} {scored['dev']['per']:.2f}%, "
+          f"test {scored['test']['per']:.2f}%")
+    return scored
+
+
 def set_aside_previous_run(out: Path) -> None:
     """A new run in a folder that holds an earlier one's logs: keep those as ``metrics.jsonl.1`` (``.2``, ...) and
     ``tensorboard.1`` instead of appending the new run to them (its checkpoints are replaced as it goes)."""
-    for name in ("metrics.jsonl", "tensorboard"):
+    for name in ("metrics.jsonl", "tensorboard", "epochs"):
         old = out / name
         if old.exists():
             k = 1
@@ -206,6 +225,8 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
         print(f"skipped {len(train_split) - len(trainable)} of {len(train_split)} training utterances: "
               f"CTC-infeasible at 1/{model.frame_reduction} of the frame rate (more labels than output frames)")
 
+    # Stored features, or features computed from augmented audio when the recipe's augment section is on.
+    source = training_batches(recipe, train_split, feature_config(recipe), model.output_lengths, store_dir(recipe))
     run_start, elapsed_before = time.time(), state.elapsed
     budget = t.max_minutes * 60 if t.max_minutes > 0 else math.inf
 
@@ -236,7 +257,7 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
             out_of_time = False
             epoch_start, frames_here = time.time(), 0
             for idx in batches[state.step:]:
-                feats, lengths, targets, target_lengths = train_split.batch(idx)
+                feats, lengths, targets, target_lengths = source.batch(idx, epoch)
                 feats = spec_mask(feats, lengths, t.spec_time_masks, t.spec_time_width, t.spec_freq_masks,
                                   t.spec_freq_width)
                 feats, dev_lengths, targets = feats.to(device), lengths.to(device), targets.to(device)
@@ -298,6 +319,12 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
                           dev_per=round(per * 100, 2), best_dev_per=round(state.best_per * 100, 2),
                           frames_per_s=round(frames_all / max(train_seconds, 1e-9), 1),
                           epoch_seconds=round(train_seconds, 1), skipped_steps=state.skipped_steps)
+            if source.skipped:  # augmentations left out (e.g. speed perturbation that made CTC infeasible)
+                record["augment_skipped"] = sum(source.skipped.values())
+                source.skipped.clear()
+            if t.average_last and dist.is_main:  # the epoch's weights, for training.average_last
+                keep_epoch(out, model_checkpoint(model, recipe, tokens, epoch=epoch, dev_per=per), epoch, per,
+                           t.average_last)
             stage_epochs = epoch - state.stage_start + 1
             max_epochs = t.noise_max_epochs if state.stage == 2 and t.noise_max_epochs else t.max_epochs
             state.lr = next_lr(t.schedule, state.lr, t.lr, stage_epochs, max_epochs, improved, t.newbob_factor)
@@ -352,6 +379,9 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
         if extra:  # "per" stays the main rate's key; the rates are also under their own names (cer, wer)
             results[name][metric.lower()] = results[name]["per"]
             results[name].update({k.lower(): v for k, v in extra.items()})
+    if t.average_last:
+        results["averaged"] = score_averaged(model, out, t.average_last, t.average_by, dev_split, test_split,
+                                             tokens, score_units, c, metric)
     with reporting_write_errors(out / "results.json", "the results"):
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return dist.broadcast(results)
