@@ -81,14 +81,20 @@ def speed_perturb(wave: torch.Tensor, rate: int, factor: float) -> torch.Tensor:
     return out
 
 
+def fft_length(n: int) -> int:
+    """The power of two at or above ``n``: FFTs of arbitrary lengths (large prime factors) are many times slower."""
+    return 1 << max(0, (n - 1).bit_length())
+
+
 def coloured_noise(n: int, beta: float, rng: np.random.Generator) -> torch.Tensor:
     """``n`` samples of Gaussian noise with power spectrum 1/f^beta (0 white, 1 pink, 2 brown), unit RMS.
 
     Shaped in the frequency domain (one rfft of white noise), the way torch-audiomentations' AddColoredNoise does it.
     """
-    spectrum = torch.fft.rfft(torch.from_numpy(rng.standard_normal(n).astype(np.float32)))
-    freqs = torch.linspace(1.0, n / 2 + 1, spectrum.numel())  # bin index, 1-based: no division by zero at DC
-    noise = torch.fft.irfft(spectrum / freqs.pow(beta / 2), n=n)
+    m = fft_length(n)
+    spectrum = torch.fft.rfft(torch.from_numpy(rng.standard_normal(m).astype(np.float32)))
+    freqs = torch.linspace(1.0, m / 2 + 1, spectrum.numel())  # bin index, 1-based: no division by zero at DC
+    noise = torch.fft.irfft(spectrum / freqs.pow(beta / 2), n=m)[:n]
     return noise / noise.pow(2).mean().sqrt().clamp_min(1e-12)
 
 
@@ -102,7 +108,9 @@ def reverberate(wave: torch.Tensor, rir: torch.Tensor) -> torch.Tensor:
     """Convolve with a room impulse response, aligned on its direct path (its peak) so nothing shifts in time,
     cut to the input's length and scaled back to the input's RMS level."""
     peak = int(rir.abs().argmax())
-    wet = AF.fftconvolve(wave, rir)[peak : peak + wave.numel()]
+    # torchaudio's fftconvolve transforms at the exact output length; a power of two is several times faster.
+    m = fft_length(wave.numel() + rir.numel() - 1)
+    wet = torch.fft.irfft(torch.fft.rfft(wave, n=m) * torch.fft.rfft(rir, n=m), n=m)[peak : peak + wave.numel()]
     return wet * (wave.pow(2).mean().sqrt() / wet.pow(2).mean().sqrt().clamp_min(1e-12))
 
 
