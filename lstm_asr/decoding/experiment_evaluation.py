@@ -18,10 +18,10 @@ from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.decoding.search import SearchConfig, Searcher
 from lstm_asr.decoding.split_decode import decode_split
 from lstm_asr.errors import LstmAsrError
+from lstm_asr.nn.checkpoint import AVERAGED
 from lstm_asr.recipe import load_recipe
 from lstm_asr.scoring.error_rates import metric_name
 from lstm_asr.scoring.evaluate import CONVENTIONS, score_split, write_decode_dir, write_error_analysis
-from lstm_asr.training.averaging import AVERAGED
 
 
 def evaluate_experiment(exp: Path, split: str = "test", beam: int = 1, lm: Path | None = None,

@@ -17,11 +17,10 @@ import torch
 
 from lstm_asr.atomic_file import write_atomically
 from lstm_asr.errors import LstmAsrError, reporting_write_errors
-from lstm_asr.nn.checkpoint import load_checkpoint, save_checkpoint
+from lstm_asr.nn.checkpoint import AVERAGED, load_checkpoint, save_checkpoint
 
 EPOCHS_DIR = "epochs"
 INDEX = "index.json"
-AVERAGED = "averaged.pt"
 
 
 def epoch_path(exp: Path, epoch: int) -> Path:
