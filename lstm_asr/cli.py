@@ -46,11 +46,19 @@ def synth_timit(
     minutes: Annotated[float, typer.Option(help="Approximate total audio, in minutes.")] = 60.0,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same corpus).")] = 0,
     jobs: Annotated[int, typer.Option(help="Parallel synthesis processes.")] = 2,
+    size: Annotated[str, typer.Option(help="'timit': TIMIT's own shape (462 training speakers, 168 test speakers: "
+                                           "24 core + 50 dev + 94 more; 8 utterances each besides SA), ignoring "
+                                           "--minutes; '' (default): sized by --minutes.")] = "",
+    engines: Annotated[str, typer.Option(help="Comma-separated synthesisers: festival, flite, espeak (default: "
+                                              "festival,flite; with --size timit all three).")] = "",
+    test_talkers: Annotated[str, typer.Option(help="Comma-separated talkers held out of TRAIN for TEST (default: "
+                                                   "ked, and espm7,espf5 when espeak is used).")] = "",
 ) -> None:
-    """Generate a TIMIT-layout corpus (SPHERE audio, .PHN/.WRD/.TXT) from festival and flite voices."""
-    from data_prep.synth_timit import generate_timit_corpus
+    """Generate a TIMIT-layout corpus (SPHERE audio, .PHN/.WRD/.TXT) from festival, flite and espeak-ng voices."""
+    from data_prep.synth_timit import generate_for_cli
 
-    print(generate_timit_corpus(out, minutes=minutes, seed=seed, jobs=jobs, progress=True))
+    print(generate_for_cli(out, minutes=minutes, seed=seed, jobs=jobs, size=size, engines=engines,
+                           test_talkers=test_talkers))
 
 
 @synth_app.command("ondb")
