@@ -207,11 +207,13 @@ def plan_corpus(
     noise_prob: float = 0.3,
     engines: Sequence[str] = DEFAULT_ENGINES,
     n_extra_test: int = 0,
+    train_engines: Sequence[str] | None = None,
 ) -> list[SpeakerPlan]:
     """Fix every speaker's name, region, voice, transform and prompts for a seed (no synthesis).
 
     ``engines`` chooses the synthesisers whose voices are used; ``n_extra_test`` adds TEST speakers beyond the core
-    and dev lists (TIMIT's full test set has 94 more), named like training speakers."""
+    and dev lists (TIMIT's full test set has 94 more), named like training speakers. ``train_engines`` (default:
+    ``engines``) limits TRAIN to some engines, e.g. to hold a whole engine out of training."""
     rng = random.Random(seed)
     pool = load_pool()
     missing = [s for s in SA_TEXTS if s not in pool]
@@ -226,7 +228,8 @@ def plan_corpus(
     if unknown or not engines:
         raise LstmAsrError(f"unknown engine(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(ENGINES)}")
     test_voices = [v for v in voices_for_talkers(test_talkers) if v.engine in engines]
-    train_voices = [v for v in VOICES.values() if v.talker not in test_talkers and v.engine in engines]
+    train_voices = [v for v in VOICES.values() if v.talker not in test_talkers and v.engine in engines
+                    and v.engine in (engines if train_engines is None else train_engines)]
     if not test_voices or not train_voices:
         raise LstmAsrError("hold out at least one talker for TEST and leave at least one for TRAIN")
     test_spk_s = _speaker_seconds(test_voices, rest[:2000])
@@ -528,6 +531,7 @@ def generate_timit_corpus(
     speakers_per_job: int = 4,
     engines: Sequence[str] = DEFAULT_ENGINES,
     n_extra_test: int = 0,
+    train_engines: Sequence[str] | None = None,
 ) -> SynthSummary:
     """Generate (or finish) a synthetic TIMIT-layout corpus of about ``minutes`` minutes in ``out``.
 
@@ -555,6 +559,8 @@ def generate_timit_corpus(
     }
     if tuple(engines) != DEFAULT_ENGINES or n_extra_test:  # only when set: earlier corpora's settings stay valid
         knobs.update(engines=sorted(engines), n_extra_test=n_extra_test)
+    if train_engines is not None:
+        knobs.update(train_engines=sorted(train_engines))
     settings = _settings(float(minutes), seed, knobs)
     plans = plan_corpus(
         minutes,
@@ -566,6 +572,7 @@ def generate_timit_corpus(
         noise_prob=noise_prob,
         engines=engines,
         n_extra_test=n_extra_test,
+        train_engines=train_engines,
     )
     used = sorted({spk.voice for spk in plans})
     check_engines([VOICES[v] for v in used])
@@ -673,7 +680,7 @@ def generate_timit_corpus(
 
 
 def generate_for_cli(out: Path, minutes: float, seed: int, jobs: int, size: str = "", engines: str = "",
-                     test_talkers: str = "") -> SynthSummary:
+                     test_talkers: str = "", train_engines: str = "") -> SynthSummary:
     """``lstm-asr synth timit``: comma-separated option strings to :func:`generate_timit_corpus` arguments."""
     if size not in ("", "timit"):
         raise LstmAsrError(f"unknown --size {size!r} (use timit, or leave it out and give --minutes)")
@@ -682,5 +689,6 @@ def generate_for_cli(out: Path, minutes: float, seed: int, jobs: int, size: str 
     held = tuple(t.strip() for t in test_talkers.split(",") if t.strip()) or (
         ("ked", "espm7", "espf5") if "espeak" in chosen else ("ked",))
     shape = dict(TIMIT_SIZE) if size == "timit" else {}
+    train = tuple(e.strip() for e in train_engines.split(",") if e.strip()) or None
     return generate_timit_corpus(out, minutes=minutes, seed=seed, jobs=jobs, progress=True, test_talkers=held,
-                                 engines=chosen, **shape)
+                                 engines=chosen, train_engines=train, **shape)

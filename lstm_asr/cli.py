@@ -53,12 +53,14 @@ def synth_timit(
                                               "festival,flite; with --size timit all three).")] = "",
     test_talkers: Annotated[str, typer.Option(help="Comma-separated talkers held out of TRAIN for TEST (default: "
                                                    "ked, and espm7,espf5 when espeak is used).")] = "",
+    train_engines: Annotated[str, typer.Option(help="Comma-separated engines TRAIN may use (default: all of "
+                                                    "--engines); festival,flite holds espeak out of training.")] = "",
 ) -> None:
     """Generate a TIMIT-layout corpus (SPHERE audio, .PHN/.WRD/.TXT) from festival, flite and espeak-ng voices."""
     from data_prep.synth_timit import generate_for_cli
 
     print(generate_for_cli(out, minutes=minutes, seed=seed, jobs=jobs, size=size, engines=engines,
-                           test_talkers=test_talkers))
+                           test_talkers=test_talkers, train_engines=train_engines))
 
 
 @synth_app.command("ondb")
