@@ -135,12 +135,6 @@ class AugmentSection:
     gain_prob: float = 0.0  # share scaled by a gain (dB) drawn from gain_db
     gain_db: list[float] = field(default_factory=lambda: [-10.0, 6.0])
 
-    @property
-    def active(self) -> bool:
-        """True when any augmentation is on (training then takes the on-the-fly feature path)."""
-        return (any(f != 1.0 for f in self.speed) or self.noise_prob > 0 or self.reverb_prob > 0
-                or self.telephone_prob > 0 or self.gain_prob > 0)
-
 
 @dataclass
 class DecodingSection:
