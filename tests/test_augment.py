@@ -141,6 +141,19 @@ def test_speed_that_would_make_ctc_infeasible_is_skipped_and_counted(tiny_corpus
     assert not probe.skipped  # where it stays feasible, it is perturbed and nothing is counted
 
 
+def test_audio_that_went_bad_after_prep_uses_the_stored_features(tiny_corpus: Path, store: Path,
+                                                                  tmp_path: Path) -> None:
+    source, split = _source(_recipe(tmp_path, tiny_corpus, store))
+
+    def unreadable(i: int) -> torch.Tensor:
+        raise LstmAsrError("x.wav: cannot decode audio")
+
+    source.read = unreadable
+    feats, lengths, _, _ = source.batch(np.array([1]), epoch=1)
+    assert torch.equal(feats[0, : lengths[0]], torch.from_numpy(np.array(split.feats(1))))
+    assert sum(source.skipped.values()) == 1
+
+
 def test_resume_with_augmentation_is_exact(tiny_corpus: Path, store: Path, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     recipe = _recipe(tmp_path, tiny_corpus, store, "resume", max_epochs=3, checkpoint_every=1, max_batch=2)

@@ -7,7 +7,9 @@ augments it (``lstm_asr/data/augment.py``) and computes the same Kaldi features 
 in ``bench/bench_augment.py``.
 
 An augmentation may not make an utterance impossible for CTC: when speed perturbation would leave fewer output
-frames than the labels need, that utterance is taken at its own speed instead, and counted (``skipped``).
+frames than the labels need, that utterance is taken at its own speed instead, and counted (``skipped``). An audio
+file that cannot be read any more (it was when prep ran) is not a crash mid-epoch either: that utterance's stored
+features are used, and counted.
 """
 
 from __future__ import annotations
@@ -69,7 +71,11 @@ class AugmentedBatches:
     def utterance(self, i: int, epoch: int) -> torch.Tensor:
         """Features (T, D) of utterance ``i``'s augmented audio in ``epoch`` (the same every time it is asked)."""
         rng = np.random.default_rng([self.seed, epoch, i])
-        wave = self.read(i)
+        try:
+            wave = self.read(i)
+        except LstmAsrError:  # the file went bad after prep: train on its stored features, and count it
+            self.skipped["audio unreadable since prep (stored features used)"] += 1
+            return torch.from_numpy(np.array(self.split.feats(i)))
         factor = self.augmenter.draw_speed(rng)
         if factor != 1.0:
             frames = self.features.num_frames(int(round(wave.numel() / factor)))
