@@ -15,9 +15,13 @@ from typing import Any
 
 import torch
 
+from data_prep.corpora import resolve_units
 from lstm_asr.atomic_file import write_atomically
+from lstm_asr.data.feature_store import FeatureSplit
+from lstm_asr.decoding.split_decode import decode_split
 from lstm_asr.errors import LstmAsrError, reporting_write_errors
 from lstm_asr.nn.checkpoint import AVERAGED, load_checkpoint, save_checkpoint
+from lstm_asr.scoring.evaluate import score_split, write_decode_dir
 
 EPOCHS_DIR = "epochs"
 INDEX = "index.json"
@@ -106,3 +110,21 @@ def average_experiment(exp: Path, n: int, by: str = "last") -> tuple[Path, list[
                     averaged_by=by, epoch=epochs[-1])
     save_checkpoint(averaged, exp / AVERAGED)
     return exp / AVERAGED, epochs
+
+
+def score_averaged(model: torch.nn.Module, out: Path, n: int, by: str, dev_split: FeatureSplit,
+                   test_split: FeatureSplit, tokens: list[str], score_units: Any, c: Any,
+                   metric: str) -> dict[str, Any]:
+    """Average the kept epochs into ``averaged.pt`` and score it on dev and test (``decode_<split>_averaged``)."""
+    path, epochs = average_experiment(out, n, by)
+    model.load_state_dict(load_checkpoint(path)["state_dict"])
+    scored: dict[str, Any] = {"checkpoint": path.name, "epochs": epochs, "by": by}
+    for name, split in (("dev", dev_split), ("test", test_split)):
+        score = score_split(split, decode_split(model, split), tokens, score_units)
+        write_decode_dir(out / f"decode_{name}_averaged", split, score,
+                         {"split": name, "decoding": "greedy", "model": path.name, "epochs": epochs,
+                          "units": resolve_units(c.type, c.units), "metric": metric})
+        scored[name] = {"per": round(score.counts.rate * 100, 2), **score.to_dict()}
+    print(f"averaged.pt (epochs {', '.join(map(str, epochs))}, {by}): dev {metric} {scored['dev']['per']:.2f}%, "
+          f"test {scored['test']['per']:.2f}%")
+    return scored

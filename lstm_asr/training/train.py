@@ -38,7 +38,7 @@ from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
 from lstm_asr.recipe import Recipe, dump_recipe
 from lstm_asr.scoring.error_rates import extra_rates, metric_name
 from lstm_asr.scoring.evaluate import CONVENTIONS, per_speaker, score_split, write_decode_dir
-from lstm_asr.training.averaging import average_experiment, keep_epoch
+from lstm_asr.training.averaging import keep_epoch, score_averaged
 from lstm_asr.training.devices import MixedPrecision
 from lstm_asr.training.distributed import Distributed, NullWriter, distributed_session
 from lstm_asr.training.regularizers import spec_mask, weight_noise
@@ -113,23 +113,6 @@ class MetricsLog:
     def close(self) -> None:
         if self.board is not None:
             self.board.close()
-
-
-def score_averaged(model: BLSTMCTC, out: Path, n: int, by: str, dev_split: FeatureSplit, test_split: FeatureSplit,
-                   tokens: list[str], score_units: Any, c: Any, metric: str) -> dict[str, Any]:
-    """Average the kept epochs into ``averaged.pt`` and score it on dev and test (``decode_<split>_averaged``)."""
-    path, epochs = average_experiment(out, n, by)
-    model.load_state_dict(load_checkpoint(path)["state_dict"])
-    scored: dict[str, Any] = {"checkpoint": path.name, "epochs": epochs, "by": by}
-    for name, split in (("dev", dev_split), ("test", test_split)):
-        score = score_split(split, decode_split(model, split), tokens, score_units)
-        write_decode_dir(out / f"decode_{name}_averaged", split, score,
-                         {"split": name, "decoding": "greedy", "model": path.name, "epochs": epochs,
-                          "units": resolve_units(c.type, c.units), "metric": metric})
-        scored[name] = {"per": round(score.counts.rate * 100, 2), **score.to_dict()}
-    print(f"averaged.pt (epochs {', '.join(map(str, epochs))}, {by}): dev {metric} {scored['dev']['per']:.2f}%, "
-          f"test {scored['test']['per']:.2f}%")
-    return scored
 
 
 def set_aside_previous_run(out: Path) -> None:
