@@ -2,10 +2,13 @@
 
 ``OUT/TRAIN|TEST/DR1..DR8/<F|M><3 letters><digit>/{SA1,SA2,SXn,SIn}.{WAV,PHN,WRD,TXT}``, ten sentences per
 speaker like TIMIT (two SA read by everyone, five SX each shared by about seven speakers, three SI read once).
-Audio comes from the festival and flite voices in :mod:`data_prep.tts`; each pseudo-speaker is one base voice
+Audio comes from the festival, flite and espeak-ng voices in :mod:`data_prep.tts` (``engines``; festival and
+flite by default, as the demo corpus was made); each pseudo-speaker is one base voice
 with a label-preserving sox transform (pitch, tempo with the labels scaled by the same factor, a mild
 formant shift, optional light noise). Whole base talkers are held out for TEST, whose speakers carry the
-names of TIMIT's core-test and dev lists so standard split code finds them.
+names of TIMIT's core-test and dev lists so standard split code finds them. ``size="timit"`` writes TIMIT's own
+shape: 462 TRAIN speakers and 168 TEST speakers (the 24 core-test, the 50 dev-list and 94 more), each reading 8
+utterances besides the two SA sentences (3,696 training utterances, as TIMIT's standard training set).
 
 Phone labels are the engines' own timings in the CMU radio set mapped to TIMIT-61 symbols: ``pau`` at the
 edges becomes ``h#``, stops (and affricates) are split into closure + release. That split is a heuristic:
@@ -37,13 +40,16 @@ import soundfile as sf
 
 from data_prep.phones import TIMIT_61
 from data_prep.text_pool import load_pool, normalise_words
-from data_prep.tts import VOICES, Synthesis, Voice, check_engines, synthesize, voices_for_talkers
+from data_prep.tts import ENGINES, VOICES, Synthesis, Voice, check_engines, synthesize, voices_for_talkers
 from lstm_asr.errors import CorpusError, LstmAsrError
 
 VERSION = 1
 MARKER = "SYNTH_INFO.json"
 SETTINGS = ".synth_settings.json"  # written first: a resumed run must use the same settings
 RATE = 16000
+DEFAULT_ENGINES = ("festival", "flite")  # the demo corpus's; espeak-ng adds 12 talkers (its voice variants)
+# TIMIT's shape (--size timit): 462 training speakers; 168 test speakers = 24 core + 50 dev-list + 94 others.
+TIMIT_SIZE = {"n_train": 462, "n_core": 24, "n_dev": 50, "n_extra_test": 94}
 
 # Two fixed prompts from the pool, read by every speaker like TIMIT's SA1/SA2 (which are LDC text).
 SA_TEXTS = (
@@ -78,6 +84,7 @@ _TIMIT = frozenset(TIMIT_61)
 # pool prompts. Used only to plan how many speakers fill the requested minutes; the summary reports the real
 # length.
 _EST_S = {
+    **{name: (-0.37, 0.0606) for name in VOICES if name.startswith("espeak_")},  # espeak-ng: variants alike
     "festival_kal": (0.455, 0.0626),
     "flite_kal16": (-0.352, 0.0703),
     "festival_ked": (0.453, 0.0624),
@@ -88,6 +95,7 @@ _EST_S = {
 }
 # Relative synthesis cost per second of audio (inverse real-time factor), to balance the worker queue.
 _COST = {
+    "espeak": 0.5,
     "festival": 1.0,
     "flite": 1.0,
     "festival_slt": 6.0,
@@ -197,8 +205,15 @@ def plan_corpus(
     n_dev: int | None = None,
     n_train: int | None = None,
     noise_prob: float = 0.3,
+    engines: Sequence[str] = DEFAULT_ENGINES,
+    n_extra_test: int = 0,
+    train_engines: Sequence[str] | None = None,
 ) -> list[SpeakerPlan]:
-    """Fix every speaker's name, region, voice, transform and prompts for a seed (no synthesis)."""
+    """Fix every speaker's name, region, voice, transform and prompts for a seed (no synthesis).
+
+    ``engines`` chooses the synthesisers whose voices are used; ``n_extra_test`` adds TEST speakers beyond the core
+    and dev lists (TIMIT's full test set has 94 more), named like training speakers. ``train_engines`` (default:
+    ``engines``) limits TRAIN to some engines, e.g. to hold a whole engine out of training."""
     rng = random.Random(seed)
     pool = load_pool()
     missing = [s for s in SA_TEXTS if s not in pool]
@@ -209,8 +224,12 @@ def plan_corpus(
     core, dev = _speaker_list("core_test_spk.list"), _speaker_list("dev_spk.list")
     if not 0 < n_core <= len(core):
         raise LstmAsrError(f"n_core must be 1..{len(core)}, got {n_core}")
-    test_voices = voices_for_talkers(test_talkers)
-    train_voices = [v for v in VOICES.values() if v.talker not in test_talkers]
+    unknown = sorted(set(engines) - set(ENGINES))
+    if unknown or not engines:
+        raise LstmAsrError(f"unknown engine(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(ENGINES)}")
+    test_voices = [v for v in voices_for_talkers(test_talkers) if v.engine in engines]
+    train_voices = [v for v in VOICES.values() if v.talker not in test_talkers and v.engine in engines
+                    and v.engine in (engines if train_engines is None else train_engines)]
     if not test_voices or not train_voices:
         raise LstmAsrError("hold out at least one talker for TEST and leave at least one for TRAIN")
     test_spk_s = _speaker_seconds(test_voices, rest[:2000])
@@ -219,7 +238,7 @@ def plan_corpus(
         n_dev = min(50, max(8, round(minutes * 60 / 3 / test_spk_s) - n_core))
     if not 0 <= n_dev <= len(dev):
         raise LstmAsrError(f"n_dev must be 0..{len(dev)}, got {n_dev}")
-    n_test = n_core + n_dev
+    n_test = n_core + n_dev + n_extra_test
     if n_train is None:
         train_s = minutes * 60 - n_test * test_spk_s
         n_train = max(len({v.talker for v in train_voices}), round(train_s / train_spk_s))
@@ -229,6 +248,10 @@ def plan_corpus(
     test_ids = [(1 + i // 3, name) for i, name in enumerate(core[:n_core])]
     test_ids += [(1 + i % 8, name) for i, name in enumerate(dev[:n_dev])]
     taken = set(core) | set(dev)
+    if n_extra_test:  # drawn before the training speakers' names, from the generator's own stream
+        extra_rng = random.Random(f"{seed}-extra-test")
+        test_ids += [(extra_rng.choices(range(1, 9), weights=_DR_WEIGHTS)[0],
+                      _train_name(extra_rng, extra_rng.choice("MF"), taken)) for _ in range(n_extra_test)]
     train_voice_list = _assign_voices(rng, n_train, train_voices)
     train_ids = [
         (rng.choices(range(1, 9), weights=_DR_WEIGHTS)[0], _train_name(rng, v.sex, taken))
@@ -475,6 +498,13 @@ def _scan(out: Path, plans: Sequence[SpeakerPlan]) -> dict[str, dict[str, float]
     return stats
 
 
+def _test_set(name: str) -> str:
+    """Which part of TIMIT's test set a TEST speaker stands for: core, dev or other."""
+    if name in _speaker_list("core_test_spk.list"):
+        return "core"
+    return "dev" if name in _speaker_list("dev_spk.list") else "other"
+
+
 def corpus_is_complete(out: Path) -> bool:
     """True only when a finished corpus is in ``out`` (its ``SYNTH_INFO.json`` marker is written last)."""
     marker = Path(out) / MARKER
@@ -499,6 +529,9 @@ def generate_timit_corpus(
     n_train: int | None = None,
     noise_prob: float = 0.3,
     speakers_per_job: int = 4,
+    engines: Sequence[str] = DEFAULT_ENGINES,
+    n_extra_test: int = 0,
+    train_engines: Sequence[str] | None = None,
 ) -> SynthSummary:
     """Generate (or finish) a synthetic TIMIT-layout corpus of about ``minutes`` minutes in ``out``.
 
@@ -524,6 +557,10 @@ def generate_timit_corpus(
         "n_train": n_train,
         "noise_prob": noise_prob,
     }
+    if tuple(engines) != DEFAULT_ENGINES or n_extra_test:  # only when set: earlier corpora's settings stay valid
+        knobs.update(engines=sorted(engines), n_extra_test=n_extra_test)
+    if train_engines is not None:
+        knobs.update(train_engines=sorted(train_engines))
     settings = _settings(float(minutes), seed, knobs)
     plans = plan_corpus(
         minutes,
@@ -533,6 +570,9 @@ def generate_timit_corpus(
         n_dev=n_dev,
         n_train=n_train,
         noise_prob=noise_prob,
+        engines=engines,
+        n_extra_test=n_extra_test,
+        train_engines=train_engines,
     )
     used = sorted({spk.voice for spk in plans})
     check_engines([VOICES[v] for v in used])
@@ -592,7 +632,10 @@ def generate_timit_corpus(
             "labels": (
                 "engine phone timings (CMU radio set) mapped to TIMIT-61: edge pau -> h#, inner pau kept; "
                 "stops split into closure + release at 55/45 of their duration and ch/jh into tcl/dcl + "
-                "frication at 40/60 (a heuristic); words are whitespace tokens, lower case, no punctuation"
+                "frication at 40/60 (a heuristic); words are whitespace tokens, lower case, no punctuation; "
+                "espeak-ng: phone starts from the library's phoneme events (sample positions), its mnemonics mapped "
+                "to the same set plus dx (flap) and q (glottal stop), r-coloured vowels split 60/40 into vowel + "
+                "r, syllabic l/n 40/60 into ax + l/n (data_prep/espeak_ng.py)"
             ),
             "notes": (
                 "TEST speakers carry TIMIT core-test/dev names (their sex letter is kept from the list, the "
@@ -602,7 +645,9 @@ def generate_timit_corpus(
             "speakers": {
                 spk.folder: {
                     "talker": VOICES[spk.voice].talker,
+                    "engine": VOICES[spk.voice].engine,
                     "voice": spk.voice,
+                    "set": _test_set(spk.name) if spk.split == "TEST" else "train",
                     "transform": {
                         "pitch_cents": spk.pitch_cents,
                         "tempo": spk.tempo,
@@ -632,3 +677,18 @@ def generate_timit_corpus(
         seconds=time.monotonic() - t0,
         resumed_speakers=resumed,
     )
+
+
+def generate_for_cli(out: Path, minutes: float, seed: int, jobs: int, size: str = "", engines: str = "",
+                     test_talkers: str = "", train_engines: str = "") -> SynthSummary:
+    """``lstm-asr synth timit``: comma-separated option strings to :func:`generate_timit_corpus` arguments."""
+    if size not in ("", "timit"):
+        raise LstmAsrError(f"unknown --size {size!r} (use timit, or leave it out and give --minutes)")
+    chosen = tuple(e.strip() for e in engines.split(",") if e.strip()) or (
+        ENGINES if size == "timit" else DEFAULT_ENGINES)
+    held = tuple(t.strip() for t in test_talkers.split(",") if t.strip()) or (
+        ("ked", "espm7", "espf5") if "espeak" in chosen else ("ked",))
+    shape = dict(TIMIT_SIZE) if size == "timit" else {}
+    train = tuple(e.strip() for e in train_engines.split(",") if e.strip()) or None
+    return generate_timit_corpus(out, minutes=minutes, seed=seed, jobs=jobs, progress=True, test_talkers=held,
+                                 engines=chosen, train_engines=train, **shape)

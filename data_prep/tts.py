@@ -1,4 +1,4 @@
-"""Drivers for the festival and flite speech synthesisers that return audio with phone and word timings.
+"""Drivers for the festival, flite and espeak-ng speech synthesisers that return audio with phone and word timings.
 
 Both engines speak the CMU "radio" phone set (39 ARPAbet phones, lower case, no stress, plus ``pau``) and
 report each phone's end time. A result is engine neutral: the waveform at the engine's native rate, the
@@ -10,6 +10,9 @@ boundary is always a phone boundary and word timings can never disagree with the
 * flite: one process per utterance (``-psdur``). Flite reports no word timings, so each word's
   pronunciation is taken from flite's own ``t2p`` (same lexicon and letter-to-sound rules) and the word
   pronunciations are aligned to the phone string that was actually spoken (see :func:`align_words`).
+* espeak-ng: its C library in this process (:mod:`data_prep.espeak_ng`); phoneme and word events carry the
+  sample where each starts, so phones and words both come with the engine's own timings. Its voice variants
+  (``en-us+m3``...) are talkers of their own.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import soundfile as sf
 from data_prep.text_pool import normalise_words
 from lstm_asr.errors import LstmAsrError
 
-APT_PACKAGES = "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite sox"
+APT_PACKAGES = "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite sox espeak-ng"
 APT_COMMAND = f"apt-get install -y --no-install-recommends {APT_PACKAGES}"
 
 
@@ -36,8 +39,8 @@ class Voice:
     """One synthesiser voice: engine, the engine's voice id, the recorded talker behind it and its sex."""
 
     name: str
-    engine: str  # "festival" | "flite"
-    voice_id: str  # festival: the voice_... function; flite: the -voice name
+    engine: str  # "festival" | "flite" | "espeak"
+    voice_id: str  # festival: the voice_... function; flite: the -voice name; espeak: language+variant
     talker: str
     sex: str  # "M" | "F"
 
@@ -52,11 +55,15 @@ VOICES: dict[str, Voice] = {
         Voice("flite_slt", "flite", "slt", "slt", "F"),
         Voice("flite_rms", "flite", "rms", "rms", "M"),
         Voice("flite_awb", "flite", "awb", "awb", "M"),
+        # espeak-ng's formant synthesiser with its voice variants: other pitch, formants, voicing; one talker each.
+        *(Voice(f"espeak_{v}", "espeak", f"en-us+{v}", f"esp{v}", v[0].upper())
+          for v in ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")),
     )
 }
 """Every voice the generator can use, by name."""
 
-TALKERS: tuple[str, ...] = ("kal", "ked", "slt", "rms", "awb")
+ENGINES: tuple[str, ...] = ("festival", "flite", "espeak")
+TALKERS: tuple[str, ...] = tuple(dict.fromkeys(v.talker for v in VOICES.values()))
 
 # Where Debian installs each festival voice, and the package that provides it.
 _FESTIVAL_VOICE_DIRS = {
@@ -96,6 +103,11 @@ def check_engines(voices: Sequence[Voice]) -> None:
     """Raise :class:`LstmAsrError` naming the apt-get command when a needed program or voice is missing."""
     needed = {"sox"}
     for v in voices:
+        if v.engine == "espeak":
+            from data_prep.espeak_ng import load_library
+
+            load_library()  # raises, naming the package, when the library is missing
+            continue
         needed.update({"festival"} if v.engine == "festival" else {"flite", "t2p"})
     for prog in sorted(needed):
         if shutil.which(prog) is None:
@@ -117,6 +129,8 @@ def synthesize(voice: Voice, texts: Sequence[str], workdir: Path) -> list[Synthe
     workdir.mkdir(parents=True, exist_ok=True)
     if voice.engine == "festival":
         return _festival(voice, texts, workdir)
+    if voice.engine == "espeak":
+        return [_espeak(voice, text) for text in texts]
     return [_flite(voice, text, workdir / f"u{i}.wav") for i, text in enumerate(texts)]
 
 
@@ -310,3 +324,76 @@ def _flite(voice: Voice, text: str, wav: Path) -> Synthesis:
         phones=phones,
         words=[(w, a, b) for w, (a, b) in zip(words, spans, strict=True)],
     )
+
+
+# ------------------------------------------------------------------------------------------------ espeak-ng
+
+
+def _espeak(voice: Voice, text: str) -> Synthesis:
+    """One utterance from espeak-ng, synthesised in a fresh child process.
+
+    The library carries state from one utterance to the next (the same text comes out a few samples different
+    the second time), so each utterance gets a freshly initialised library: the same text and voice always give
+    the same audio and labels, whatever was synthesised before (byte-identical corpora, resumable generation)."""
+    import os
+    import pickle
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: synthesise, send the result (or the error) back, and leave without cleanup handlers
+        code = 0
+        try:
+            os.close(read_fd)
+            try:
+                result: object = _espeak_here(voice, text)
+            except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it
+                result, code = RuntimeError(str(exc)) if not isinstance(exc, LstmAsrError) else exc, 1
+            with os.fdopen(write_fd, "wb") as pipe:
+                pickle.dump(result, pipe)
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    if not data:
+        raise LstmAsrError(f"espeak-ng ({voice.voice_id}) died on {text!r}")
+    result = pickle.loads(data)  # our own child's output
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def _espeak_here(voice: Voice, text: str) -> Synthesis:
+    """One utterance from espeak-ng's library in this process: phones and words timed by the engine's events.
+
+    A word event starts a group of prompt words (usually one); a group of several (a function word timed with its
+    neighbour) is split among its words by :func:`align_words`, with each word's pronunciation from the engine."""
+    from data_prep.espeak_ng import engine, group_words, phone_segments
+
+    eng = engine()
+    audio, events = eng.speak(voice.voice_id, text)
+    # espeak-ng starts speaking at the first sample (an utterance starting with a vowel has no lead-in at all):
+    # 100 ms of silence in front gives every utterance the leading pause (h#) the other engines and TIMIT have.
+    lead = eng.rate // 10
+    audio = np.concatenate([np.zeros(lead, audio.dtype), audio])
+    events = [(kind, s + lead, pos, length, name) for kind, s, pos, length, name in events]
+    n = len(audio)
+    segs = phone_segments(events, n)
+    phones = [(p, e / eng.rate) for p, _, e in segs]
+    groups = group_words(events, text)
+    words: list[tuple[str, int, int]] = []
+    for k, (ws, tokens) in enumerate(groups):
+        we = groups[k + 1][0] if k + 1 < len(groups) else n + 1
+        names = [w for tok in tokens for w in normalise_words(tok)]
+        if not names:
+            continue
+        inside = [i for i, (p, s, _) in enumerate(segs) if p != "pau" and ws <= s < we]
+        if len(inside) < len(names):
+            raise LstmAsrError(f"espeak-ng ({voice.voice_id}) gave the words {names} of {text!r} too few phones")
+        if len(names) == 1:
+            words.append((names[0], inside[0], inside[-1]))
+            continue
+        spans = align_words([segs[i][0] for i in inside], [eng.pronounce(w) for w in names])
+        words += [(w, inside[a], inside[b]) for w, (a, b) in zip(names, spans, strict=True)]
+    return Synthesis(audio=(audio.astype(np.float32) / 32768.0), rate=eng.rate, phones=phones, words=words)

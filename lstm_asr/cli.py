@@ -18,7 +18,8 @@ from lstm_asr.errors import FIXABLE_ERRNOS, LstmAsrError, os_error_problem, repo
 
 # ``--help`` lists the commands in the order a user meets them (typer's own order is definition order, with command
 # groups last); a command missing here comes after these.
-COMMAND_ORDER = ("synth", "prep", "train", "decode", "evaluate", "align", "lm", "report", "plot", "export", "render")
+COMMAND_ORDER = ("synth", "prep", "train", "average", "decode", "evaluate", "align", "lm", "report", "plot", "export",
+                 "render")
 
 
 class PipelineOrder(TyperGroup):
@@ -45,11 +46,21 @@ def synth_timit(
     minutes: Annotated[float, typer.Option(help="Approximate total audio, in minutes.")] = 60.0,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same corpus).")] = 0,
     jobs: Annotated[int, typer.Option(help="Parallel synthesis processes.")] = 2,
+    size: Annotated[str, typer.Option(help="'timit': TIMIT's own shape (462 training speakers, 168 test speakers: "
+                                           "24 core + 50 dev + 94 more; 8 utterances each besides SA), ignoring "
+                                           "--minutes; '' (default): sized by --minutes.")] = "",
+    engines: Annotated[str, typer.Option(help="Comma-separated synthesisers: festival, flite, espeak (default: "
+                                              "festival,flite; with --size timit all three).")] = "",
+    test_talkers: Annotated[str, typer.Option(help="Comma-separated talkers held out of TRAIN for TEST (default: "
+                                                   "ked, and espm7,espf5 when espeak is used).")] = "",
+    train_engines: Annotated[str, typer.Option(help="Comma-separated engines TRAIN may use (default: all of "
+                                                    "--engines); festival,flite holds espeak out of training.")] = "",
 ) -> None:
-    """Generate a TIMIT-layout corpus (SPHERE audio, .PHN/.WRD/.TXT) from festival and flite voices."""
-    from data_prep.synth_timit import generate_timit_corpus
+    """Generate a TIMIT-layout corpus (SPHERE audio, .PHN/.WRD/.TXT) from festival, flite and espeak-ng voices."""
+    from data_prep.synth_timit import generate_for_cli
 
-    print(generate_timit_corpus(out, minutes=minutes, seed=seed, jobs=jobs, progress=True))
+    print(generate_for_cli(out, minutes=minutes, seed=seed, jobs=jobs, size=size, engines=engines,
+                           test_talkers=test_talkers, train_engines=train_engines))
 
 
 @synth_app.command("ondb")
@@ -267,42 +278,28 @@ def evaluate(
     lm_weight: LmWeightOpt = None,
     word_score: WordScoreOpt = None,
 ) -> None:
-    """Score an experiment's best model on a split: error rate with S/D/I; writes per-utterance alignments.
+    """Score an experiment's best model (and averaged.pt beside it, when there is one) on a split: error rate with
+    S/D/I, per-utterance alignments, a confusion matrix, per-phone-class rates and report.html.
 
     With --lm/--lexicon (or the recipe's decoding.lm), decodes with flashlight's beam search and the LM."""
-    from data_prep.corpora import resolve_units, score_units_for
-    from lstm_asr.data.prep import load_splits
-    from lstm_asr.decoding.recognizer import Recognizer
-    from lstm_asr.decoding.split_decode import decode_split
-    from lstm_asr.recipe import load_recipe
-    from lstm_asr.scoring.evaluate import CONVENTIONS, score_split, write_decode_dir
+    from lstm_asr.decoding.experiment_evaluation import evaluate_experiment
 
-    r = load_recipe(exp / "recipe.yaml")
-    names = {"train": r.corpus.train_split, "dev": r.corpus.dev_split, "test": r.corpus.test_split}
-    if split not in names:
-        raise LstmAsrError(f"unknown split {split!r} (use train, dev or test)")
-    data = load_splits(r, show_progress=False)[names[split]]
-    rec = Recognizer.load(exp)
-    from lstm_asr.decoding.search import SearchConfig, Searcher
+    for line in evaluate_experiment(exp, split, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
+                                    word_score=word_score):
+        print(line)
 
-    cfg = SearchConfig.for_experiment(exp, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
-                                      word_score=word_score)
-    searcher = Searcher(rec.tokens, cfg) if cfg.uses_lm else None
-    score = score_split(data, decode_split(rec.model, data, beam=beam, search=searcher), rec.tokens,
-                        score_units_for(r.corpus.type, r.corpus.units))
-    out = exp / (f"decode_{split}" + (f"_beam{beam}" if beam > 1 else "") + ("_lm" if searcher else ""))
-    decoding = cfg.describe() if searcher else "greedy" if beam <= 1 else f"prefix beam search, beam {beam}"
-    units = resolve_units(r.corpus.type, r.corpus.units)
-    from lstm_asr.scoring.error_rates import metric_name
 
-    metric = metric_name(r.corpus.type, r.corpus.units)  # ondb: CER; other chars/BPE: WER (scored as words)
-    write_decode_dir(out, data, score, {"split": split, "decoding": decoding, "units": units, "metric": metric})
-    c = score.counts
-    print(f"{split}: {metric} {c.rate * 100:.2f}% (N={c.ref_tokens} S={c.sub} D={c.dele} I={c.ins}, "
-          f"{len(data)} utterances, {decoding})")
-    print((out / "sclite.txt").read_text(), end="")
-    print(f"scoring: {CONVENTIONS.get(r.corpus.type, 'exact symbols')}")
-    print(f"alignments: {out / 'alignments.txt'}")
+@app.command()
+def average(
+    exp: Annotated[Path, typer.Argument(help="Experiment folder trained with training.average_last.")],
+    last: Annotated[int, typer.Option("--last", help="How many epoch checkpoints to average.")] = 5,
+    by: Annotated[str, typer.Option(help="last: the last N epochs; best: the N with the lowest dev error.")] = "last",
+) -> None:
+    """Average the weights of N kept epoch checkpoints into EXP/averaged.pt (then: lstm-asr evaluate EXP)."""
+    from lstm_asr.training.averaging import average_experiment
+
+    path, epochs = average_experiment(exp, last, by)
+    print(f"wrote {path}: the mean of epochs {', '.join(map(str, epochs))} ({by} {last})")
 
 
 lm_app = typer.Typer(no_args_is_help=True, help="Token and word n-gram language models.")

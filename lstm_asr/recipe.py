@@ -106,9 +106,34 @@ class TrainingSection:
     spec_time_width: int = 20  # ... of up to this many frames
     spec_freq_masks: int = 0  # ... and frequency masks
     spec_freq_width: int = 8  # ... of up to this many feature dims
+    average_last: int = 0  # keep per-epoch weights and average the last N epochs into averaged.pt; 0 = off
+    average_by: str = "last"  # "last": the last N epochs; "best": the N epochs with the lowest dev error
     tensorboard: bool | str = "auto"  # event files in EXP/tensorboard/: true, false, auto (when tensorboard imports)
     device: str = "auto"  # auto (CUDA when available), cpu or cuda; under torchrun: the GPU of LOCAL_RANK
     precision: str = "fp32"  # fp32, bf16 (autocast) or fp16 (autocast + GradScaler, CUDA only); CTC stays fp32
+
+
+@dataclass
+class AugmentSection:
+    """Waveform augmentation of the training utterances (lstm_asr/data/augment.py); off unless a key turns it on.
+
+    With any of it on, training computes each batch's features from the augmented waveforms (the stored features
+    still give the normalisation statistics, dev and test). Every draw is seeded by (training.seed, epoch,
+    utterance), so a run is reproducible and a resumed run sees exactly the same augmented audio.
+    """
+
+    speed: list[float] = field(default_factory=lambda: [1.0])  # Ko et al. 2015 (Kaldi): [0.9, 1.0, 1.1]
+    noise_prob: float = 0.0  # share of utterances that get additive noise ...
+    noise_snr: list[float] = field(default_factory=lambda: [10.0, 30.0])  # ... at an SNR (dB) drawn from this range
+    noise_dir: str = ""  # folder of noise recordings (any format soundfile reads); "" = generated coloured noise
+    noise_color: list[float] = field(default_factory=lambda: [0.0, 2.0])  # generated noise: 1/f^beta, beta range
+    reverb_prob: float = 0.0  # share of utterances convolved with a room impulse response ...
+    rir_dir: str = ""  # ... read from this folder, or "" = simulated rooms (pyroomacoustics, the augment extra)
+    rir_count: int = 48  # simulated rooms (generated once, cached beside the features)
+    rir_rt60: list[float] = field(default_factory=lambda: [0.2, 0.6])  # their reverberation times, seconds
+    telephone_prob: float = 0.0  # share band-limited to the telephone band (300-3400 Hz via 8 kHz)
+    gain_prob: float = 0.0  # share scaled by a gain (dB) drawn from gain_db
+    gain_db: list[float] = field(default_factory=lambda: [-10.0, 6.0])
 
 
 @dataclass
@@ -134,6 +159,7 @@ class Recipe:
     model: ModelSection = field(default_factory=ModelSection)
     training: TrainingSection = field(default_factory=TrainingSection)
     decoding: DecodingSection = field(default_factory=DecodingSection)
+    augment: AugmentSection = field(default_factory=AugmentSection)
     metadata: dict[str, Any] = field(default_factory=dict)  # free-form: paper, reported figures, notes
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,6 +179,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "training.schedule": ("constant", "newbob", "cosine"),
     "training.device": ("auto", "cpu", "cuda"),
     "training.precision": ("fp32", "bf16", "fp16"),
+    "training.average_by": ("last", "best"),
 }
 
 POSITIVE = {"features.num_mel_bins", "model.hidden", "model.layers", "model.stack_frames", "model.subsample",
@@ -160,12 +187,12 @@ POSITIVE = {"features.num_mel_bins", "model.hidden", "model.layers", "model.stac
             "training.max_frames", "training.max_batch", "training.log_every", "decoding.beam",
             "training.max_bad_steps",
             "training.lr", "features.frame_length_ms", "features.frame_shift_ms", "corpus.generate.minutes",
-            "corpus.bpe_vocab_size", "corpus.generate.lines", "features.ink_spacing"}
+            "corpus.bpe_vocab_size", "corpus.generate.lines", "features.ink_spacing", "augment.rir_count"}
 NON_NEGATIVE = {"features.deltas", "model.dropout", "training.momentum", "training.weight_decay",
                 "training.patience", "training.grad_clip", "training.threads", "training.max_minutes",
                 "training.checkpoint_every", "training.weight_noise", "training.noise_max_epochs",
                 "training.spec_time_masks", "training.spec_time_width", "training.spec_freq_masks",
-                "training.spec_freq_width", "training.newbob_factor",
+                "training.spec_freq_width", "training.newbob_factor", "training.average_last",
                 "decoding.token_top_k", "model.init_scale", "model.projection", "model.pyramid", "decoding.lm_weight"}
 
 
@@ -265,6 +292,11 @@ def _convert(tp: Any, value: Any, key_path: str, source: str) -> Any:
         return _convert(args[-1], value, key_path, source)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key_path, source)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            value = [value]  # a single number stands for a one-element list (augment.speed: 1.1)
+        return [_convert(item, v, f"{key_path}[{i}]", source) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise RecipeError(source, key_path, f"expected a mapping, got {_show(value)}")
@@ -332,6 +364,7 @@ def _check_values(recipe: Recipe, source: str) -> None:
         raise RecipeError(source, "model.projection", f"must be smaller than model.hidden ({recipe.model.hidden})")
     if recipe.model.pyramid >= recipe.model.layers:
         raise RecipeError(source, "model.pyramid", f"must be below model.layers ({recipe.model.layers})")
+    _check_augment(recipe.augment, source)
     if recipe.features.deltas > 2:
         raise RecipeError(source, "features.deltas", "must be 0, 1 or 2")
     if recipe.training.tensorboard not in (True, False, "auto"):
@@ -345,6 +378,27 @@ def _check_values(recipe: Recipe, source: str) -> None:
         if (value or key != "name") and (problem := name_problem(value)) is not None:
             raise RecipeError(source, key, f"{_show(value)} {problem}: it names a folder that must stay inside the "
                               "experiments or feature-store folder")
+
+
+def _check_augment(a: AugmentSection, source: str) -> None:
+    """Ranges and probabilities of the augment section that make sense (one-line errors naming the key)."""
+    for key in ("noise_prob", "reverb_prob", "telephone_prob", "gain_prob"):
+        if not 0 <= getattr(a, key) <= 1:
+            raise RecipeError(source, f"augment.{key}", f"a probability must be in [0, 1], got {getattr(a, key)!r}")
+    if not a.speed:
+        raise RecipeError(source, "augment.speed", "needs at least one factor (1.0 = unchanged)")
+    for f in a.speed:
+        if not 0.5 <= f <= 2.0:
+            raise RecipeError(source, "augment.speed", f"speed factors must be in [0.5, 2] (Kaldi: 0.9, 1.0, 1.1), "
+                              f"got {f!r}")
+    ranges = {"noise_snr": (-20.0, 100.0), "noise_color": (-2.0, 3.0), "rir_rt60": (0.05, 3.0),
+              "gain_db": (-60.0, 40.0)}
+    for key, (lo, hi) in ranges.items():
+        r = getattr(a, key)
+        if len(r) != 2 or r[0] > r[1]:
+            raise RecipeError(source, f"augment.{key}", f"expected a range [low, high] with low <= high, got {r!r}")
+        if r[0] < lo or r[1] > hi:
+            raise RecipeError(source, f"augment.{key}", f"must lie within [{lo:g}, {hi:g}], got {r!r}")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Set up a fresh machine for lstm-asr: Debian's speech synthesizers (when run as root) and a .venv in the repo root
+# Set up a fresh machine for lstm-asr: Debian's speech synthesizers and headless Chromium (which the test of the
+# evaluate command's report.html renders it in) when run as root, and a .venv in the repo root
 # with the project installed. Safe to run again: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite sox"
+APT_PACKAGES="festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite sox espeak-ng chromium"
 missing=""
-for bin in festival flite sox; do command -v "$bin" >/dev/null 2>&1 || missing="$missing $bin"; done
+for bin in festival flite sox espeak-ng chromium; do command -v "$bin" >/dev/null 2>&1 || missing="$missing $bin"; done
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = "0" ]; then
-    echo "== installing the speech synthesizers:$missing"
+    echo "== installing the speech synthesizers and chromium:$missing"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null

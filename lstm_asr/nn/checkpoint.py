@@ -26,6 +26,7 @@ from lstm_asr.atomic_file import write_atomically
 from lstm_asr.errors import LstmAsrError, reporting_write_errors
 
 FORMAT = "lstm-asr/1"
+AVERAGED = "averaged.pt"  # an experiment's averaged weights (lstm_asr/training/averaging.py), beside best.pt
 
 
 def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:

@@ -16,7 +16,9 @@ import numpy as np
 
 from lstm_asr.data.feature_store import FeatureSplit
 from lstm_asr.errors import reporting_write_errors
+from lstm_asr.scoring.confusion import class_rates, confusions, draw_confusions, is_phone_set
 from lstm_asr.scoring.error_report import character_counts, sclite_summary
+from lstm_asr.scoring.html_report import AudioFn, write_report
 from lstm_asr.scoring.levenshtein import ErrorCounts, align, format_alignment
 
 _TEXT = ("character and BPE outputs glued back to text and scored as words (WER; CER in sclite.txt); "
@@ -91,3 +93,31 @@ def per_speaker(split: FeatureSplit, score: SplitScore) -> dict[str, float]:
 
 def frame_count(split: FeatureSplit) -> int:
     return int(np.sum(split.num_frames))
+
+
+def write_error_analysis(out: Path, split: FeatureSplit, score: SplitScore, metric: str, title: str,
+                         audio: AudioFn | None = None) -> dict:
+    """Beside a decode folder's files: ``confusion.png``/``.svg`` (heatmap), ``confusion.tsv`` (the counts),
+    ``classes.json`` (per phone class rates, phone models only) and ``report.html``. Returns the class rates.
+
+    Without matplotlib (the ``plot`` extra) the figures and the page are left out, with a note."""
+    conf = confusions(score.refs, score.hyps)
+    classes = class_rates(conf) if is_phone_set(conf.symbols) else {}
+    with reporting_write_errors(out, "the error analysis"):
+        out.mkdir(parents=True, exist_ok=True)
+        rows = ["ref\\hyp\t" + "\t".join(conf.cols)]
+        rows += [r + "\t" + "\t".join(str(int(x)) for x in line) for r, line in zip(conf.rows, conf.counts,
+                                                                                   strict=True)]
+        (out / "confusion.tsv").write_text("\n".join(rows) + "\n")
+        (out / "classes.json").write_text(json.dumps(classes, indent=2) + "\n")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(f"{out}: confusion figure and report.html need matplotlib: pip install 'lstm-asr[plot]'")
+        return classes
+    with reporting_write_errors(out, "the error analysis"):
+        draw_confusions(conf, out / "confusion.png", title)
+    write_report(out / "report.html", title=title, ids=split.ids, speakers=split.speakers, refs=score.refs,
+                 hyps=score.hyps, counts=score.counts, metric=metric, conf=conf, classes=classes, audio=audio,
+                 figure_dir=out)
+    return classes

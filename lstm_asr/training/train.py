@@ -29,7 +29,8 @@ from lstm_asr.data.batching import bucket_batches
 from lstm_asr.data.ctc_feasibility import ctc_feasible
 from lstm_asr.data.feature_store import FeatureSplit
 from lstm_asr.data.features import Normalizer
-from lstm_asr.data.prep import feature_config, load_splits
+from lstm_asr.data.prep import feature_config, load_splits, store_dir
+from lstm_asr.data.wave_batches import training_batches
 from lstm_asr.decoding.split_decode import decode_split
 from lstm_asr.errors import LstmAsrError, reporting_write_errors
 from lstm_asr.nn.checkpoint import load_checkpoint, save_checkpoint
@@ -37,6 +38,7 @@ from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
 from lstm_asr.recipe import Recipe, dump_recipe
 from lstm_asr.scoring.error_rates import extra_rates, metric_name
 from lstm_asr.scoring.evaluate import CONVENTIONS, per_speaker, score_split, write_decode_dir
+from lstm_asr.training.averaging import keep_epoch, score_averaged
 from lstm_asr.training.devices import MixedPrecision
 from lstm_asr.training.distributed import Distributed, NullWriter, distributed_session
 from lstm_asr.training.regularizers import spec_mask, weight_noise
@@ -116,7 +118,7 @@ class MetricsLog:
 def set_aside_previous_run(out: Path) -> None:
     """A new run in a folder that holds an earlier one's logs: keep those as ``metrics.jsonl.1`` (``.2``, ...) and
     ``tensorboard.1`` instead of appending the new run to them (its checkpoints are replaced as it goes)."""
-    for name in ("metrics.jsonl", "tensorboard"):
+    for name in ("metrics.jsonl", "tensorboard", "epochs"):
         old = out / name
         if old.exists():
             k = 1
@@ -206,6 +208,8 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
         print(f"skipped {len(train_split) - len(trainable)} of {len(train_split)} training utterances: "
               f"CTC-infeasible at 1/{model.frame_reduction} of the frame rate (more labels than output frames)")
 
+    # Stored features, or features computed from augmented audio when the recipe's augment section is on.
+    source = training_batches(recipe, train_split, feature_config(recipe), model.output_lengths, store_dir(recipe))
     run_start, elapsed_before = time.time(), state.elapsed
     budget = t.max_minutes * 60 if t.max_minutes > 0 else math.inf
 
@@ -236,7 +240,7 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
             out_of_time = False
             epoch_start, frames_here = time.time(), 0
             for idx in batches[state.step:]:
-                feats, lengths, targets, target_lengths = train_split.batch(idx)
+                feats, lengths, targets, target_lengths = source.batch(idx, epoch)
                 feats = spec_mask(feats, lengths, t.spec_time_masks, t.spec_time_width, t.spec_freq_masks,
                                   t.spec_freq_width)
                 feats, dev_lengths, targets = feats.to(device), lengths.to(device), targets.to(device)
@@ -301,6 +305,12 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
                           frames_per_s=round(frames_all / max(train_seconds, 1e-9), 1),
                           epoch_seconds=round(train_seconds, 1), dev_seconds=round(dev_seconds, 1),
                           skipped_steps=state.skipped_steps)
+            if source.skipped:  # augmentations left out (e.g. speed perturbation that made CTC infeasible)
+                record["augment_skipped"] = sum(source.skipped.values())
+                source.skipped.clear()
+            if t.average_last and dist.is_main:  # the epoch's weights, for training.average_last
+                keep_epoch(out, model_checkpoint(model, recipe, tokens, epoch=epoch, dev_per=per), epoch, per,
+                           t.average_last)
             stage_epochs = epoch - state.stage_start + 1
             max_epochs = t.noise_max_epochs if state.stage == 2 and t.noise_max_epochs else t.max_epochs
             state.lr = next_lr(t.schedule, state.lr, t.lr, stage_epochs, max_epochs, improved, t.newbob_factor)
@@ -355,6 +365,9 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
         if extra:  # "per" stays the main rate's key; the rates are also under their own names (cer, wer)
             results[name][metric.lower()] = results[name]["per"]
             results[name].update({k.lower(): v for k, v in extra.items()})
+    if t.average_last:
+        results["averaged"] = score_averaged(model, out, t.average_last, t.average_by, dev_split, test_split,
+                                             tokens, score_units, c, metric)
     with reporting_write_errors(out / "results.json", "the results"):
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return dist.broadcast(results)
