@@ -175,7 +175,10 @@ WordScoreOpt = Annotated[float | None, typer.Option(help="Insertion score per wo
 
 @app.command()
 def decode(
-    files: Annotated[list[Path], typer.Argument(help="Audio files, folders of them, or list files (.lst/.scp/.txt).")],
+    files: Annotated[list[Path] | None, typer.Argument(help="Audio files, folders of them, or list files "
+                                                            "(.lst/.scp/.txt). With --stream: one file, - for "
+                                                            "standard input, or nothing for the microphone.")]
+    = None,
     model: Annotated[Path | None, typer.Option(help="Experiment folder, checkpoint or exported model.pt "
                                                     "(default: latest experiment).")] = None,
     beam: Annotated[int | None, typer.Option(help="Beam width; 1 = greedy (default: the recipe's).")] = None,
@@ -193,8 +196,37 @@ def decode(
     = 30.0,
     context_seconds: Annotated[float, typer.Option(min=0.0, help="Audio each side of a window that the network "
                                                                  "reads but whose outputs are dropped.")] = 3.0,
+    stream: Annotated[bool, typer.Option("--stream", help="Decode as the audio arrives (microphone, - for stdin: "
+                                                          "16-bit PCM or WAV at 16 kHz mono, or a file): partial "
+                                                          "hypotheses as they change, a final result per "
+                                                          "segment.")] = False,
+    realtime: Annotated[bool, typer.Option("--realtime", help="With --stream and a file: play it at real time.")]
+    = False,
+    chunk_frames: Annotated[int, typer.Option(min=0, help="With --stream: chunk size in 10 ms frames (0: the "
+                                                          "model's own, else 40).")] = 0,
+    right_context: Annotated[int, typer.Option(min=-1, help="With --stream: look-ahead frames per chunk (-1: the "
+                                                            "model's own; for a whole-utterance model, the chunk "
+                                                            "size).")] = -1,
+    endpoint_seconds: Annotated[float, typer.Option(min=0.0, help="With --stream: silence that ends a segment "
+                                                                  "(0: only the end of input).")] = 1.0,
+    silence_db: Annotated[float, typer.Option(help="With --stream: level (dBFS) below which a 10 ms frame is "
+                                                   "silence.")] = -45.0,
+    device: Annotated[str | None, typer.Option(help="With --stream and no file: the microphone (a sounddevice "
+                                                    "name or index).")] = None,
 ) -> None:
-    """Decode audio files and print one transcript per file (or N-best lists); a summary goes to stderr."""
+    """Decode audio files and print one transcript per file (or N-best lists); a summary goes to stderr.
+
+    With --stream: decode live from the microphone, standard input or a file (see lstm-asr decode --help)."""
+    if stream or realtime:
+        from lstm_asr.decoding.stream_decode import decode_stream_command
+
+        decode_stream_command(files or [], model=model, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
+                              word_score=word_score, threads=threads, as_json=as_json, realtime=realtime,
+                              chunk_frames=chunk_frames, right_context=right_context,
+                              endpoint_seconds=endpoint_seconds, silence_db=silence_db, device=device)
+        return
+    if not files:
+        raise LstmAsrError("no audio given: name files, folders or list files (or use --stream)")
     from lstm_asr.decoding.batch_decode import (
         Summary,
         decode_files,

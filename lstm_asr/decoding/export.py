@@ -20,57 +20,13 @@ import warnings
 from pathlib import Path
 
 import torch
-import torchaudio.compliance.kaldi as kaldi
-import torchaudio.functional as AF
 from torch import nn
 
 from lstm_asr.data.features import FeatureConfig
+from lstm_asr.data.kaldi_fbank import ScriptableFbank
 from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.errors import LstmAsrError
 from lstm_asr.nn.model import BLSTMCTC
-
-_EPS = float(torch.finfo(torch.float32).eps)  # torchaudio's floor before every log
-
-
-class ScriptableFbank(nn.Module):
-    """Kaldi log mel filterbank (+ log energy) and deltas, as :func:`lstm_asr.data.features.compute_features` computes
-    them with torchaudio's defaults (povey window, pre-emphasis 0.97, DC removal, raw energy, energy floor 1,
-    power spectrum, snip_edges), written so that TorchScript can compile it."""
-
-    def __init__(self, cfg: FeatureConfig) -> None:
-        super().__init__()
-        self.window_size = int(cfg.sample_rate * cfg.frame_length_ms / 1000)
-        self.window_shift = int(cfg.sample_rate * cfg.frame_shift_ms / 1000)
-        self.padded = 1 if self.window_size == 0 else 2 ** (self.window_size - 1).bit_length()
-        self.use_energy = cfg.use_energy
-        self.deltas = cfg.deltas
-        self.eps = _EPS
-        window = torch.hann_window(self.window_size, periodic=False).pow(0.85)  # float32, as torchaudio
-        self.register_buffer("window", window)
-        mel, _ = kaldi.get_mel_banks(cfg.num_mel_bins, self.padded, float(cfg.sample_rate), 20.0, 0.0, 100.0,
-                                     -500.0, 1.0)
-        mel = nn.functional.pad(mel.float(), (0, 1))  # the Nyquist bin gets no weight, as in torchaudio
-        self.register_buffer("mel_t", mel.T.contiguous())
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        if waveform.dim() != 1 or waveform.numel() < self.window_size:
-            raise ValueError("expected a 1-D waveform at least one frame long")
-        frames = (waveform * 32768.0).unfold(0, self.window_size, self.window_shift)
-        frames = frames - frames.mean(dim=1, keepdim=True)
-        energy = frames.pow(2).sum(1).clamp_min(self.eps).log().clamp_min(0.0)  # log(energy_floor = 1) = 0
-        previous = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)
-        frames = (frames - 0.97 * previous) * self.window
-        frames = nn.functional.pad(frames, (0, self.padded - self.window_size))
-        spectrum = torch.fft.rfft(frames).abs().pow(2.0)
-        feats = torch.mm(spectrum, self.mel_t).clamp_min(self.eps).log()
-        if self.use_energy:
-            feats = torch.cat([energy.unsqueeze(1), feats], dim=1)
-        parts = [feats]
-        cur = feats.T.unsqueeze(0)
-        for _ in range(self.deltas):
-            cur = AF.compute_deltas(cur, win_length=5)
-            parts.append(cur.squeeze(0).T)
-        return torch.cat(parts, dim=1).contiguous()
 
 
 class _Direction(nn.Module):
