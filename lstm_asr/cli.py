@@ -213,6 +213,8 @@ def decode(
                                                    "silence.")] = -45.0,
     device: Annotated[str | None, typer.Option(help="With --stream and no file: the microphone (a sounddevice "
                                                     "name or index).")] = None,
+    quantize: Annotated[str, typer.Option(help="int8: decode with dynamic int8 quantization of the LSTM/GRU and "
+                                               "linear layers.")] = "",
 ) -> None:
     """Decode audio files and print one transcript per file (or N-best lists); a summary goes to stderr.
 
@@ -223,7 +225,8 @@ def decode(
         decode_stream_command(files or [], model=model, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
                               word_score=word_score, threads=threads, as_json=as_json, realtime=realtime,
                               chunk_frames=chunk_frames, right_context=right_context,
-                              endpoint_seconds=endpoint_seconds, silence_db=silence_db, device=device)
+                              endpoint_seconds=endpoint_seconds, silence_db=silence_db, device=device,
+                              quantize=quantize)
         return
     if not files:
         raise LstmAsrError("no audio given: name files, folders or list files (or use --stream)")
@@ -244,7 +247,7 @@ def decode(
 
         torch.set_num_threads(threads)
     exp = model or find_latest_experiment()
-    rec = Recognizer.load(exp)
+    rec = Recognizer.load(exp).quantize(quantize)
     if rec.input_type == "ink":  # pen strokes (IAM-OnDB XML, InkML): decoding/ink_decode.py
         from lstm_asr.decoding.ink_decode import decode_ink_files
 
@@ -279,14 +282,30 @@ def export(
     out: Annotated[Path, typer.Option("-o", "--out", help="File to write.")] = Path("model.pt"),
     fmt: Annotated[str, typer.Option("--format", help="torchscript (waveform in) or onnx (features in).")] = (
         "torchscript"),
+    streaming: Annotated[bool, typer.Option("--streaming", help="TorchScript with initial_state(), step(samples, "
+                                                                "state) and finish(state): stream without "
+                                                                "lstm-asr.")] = False,
+    quantize: Annotated[str, typer.Option(help="int8: dynamic int8 quantization of the LSTM/GRU and linear "
+                                               "layers.")] = "",
+    chunk_frames: Annotated[int, typer.Option(min=0, help="With --streaming: chunk size in input frames (0: the "
+                                                          "model's own, else 40).")] = 0,
+    right_context: Annotated[int, typer.Option(min=-1, help="With --streaming: look-ahead frames (-1: the model's "
+                                                            "own, or the chunk size).")] = -1,
 ) -> None:
     """Write a self-contained model: TorchScript with the feature pipeline and token list, or ONNX (network only)."""
     from lstm_asr.decoding.export import export_onnx, export_torchscript
 
     if fmt not in ("torchscript", "onnx"):
         raise LstmAsrError(f"unknown --format {fmt!r} (use torchscript or onnx)")
-    path = export_torchscript(exp, out) if fmt == "torchscript" else export_onnx(exp, out)
-    print(f"wrote {path} ({fmt})")
+    if fmt == "onnx" and (streaming or quantize):
+        raise LstmAsrError("--streaming and --quantize write TorchScript (drop --format onnx)")
+    if fmt == "torchscript":
+        path = export_torchscript(exp, out, streaming=streaming, quantize=quantize, chunk_frames=chunk_frames,
+                                  right_context=right_context)
+    else:
+        path = export_onnx(exp, out)
+    kind = ", ".join(k for k in (fmt, "streaming" if streaming else "", quantize) if k)
+    print(f"wrote {path} ({kind})")
 
 
 @app.command()

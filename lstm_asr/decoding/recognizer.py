@@ -91,10 +91,23 @@ class Recognizer:
         units = resolve_units(ckpt.get("corpus_type", ""), corpus.get("units") or "")
         return cls(model, features, tokens, ckpt.get("corpus_type", ""), units)
 
+    def quantize(self, kind: str) -> Recognizer:
+        """Use an int8 copy of the network (``kind="int8"``; ``""`` keeps float32): lstm_asr/nn/quantize.py."""
+        from lstm_asr.nn.quantize import quantized
+
+        if kind:
+            if self.model is None:
+                raise LstmAsrError("--quantize applies to an experiment; an exported file is quantized when "
+                                   "exported (lstm-asr export --quantize int8)")
+            self.model = quantized(self.model, kind)
+        return self
+
     @property
     def frame_seconds(self) -> float:
         """Seconds per output frame: the feature frame shift times the model's frame-rate reduction."""
-        reduction = self.model.frame_reduction if self.model is not None else 1
+        if self.model is None:  # an exported file knows its output frame shift
+            return float(getattr(self.scripted, "frame_seconds", self.features.frame_shift_ms / 1000))
+        reduction = self.model.frame_reduction
         return self.features.frame_shift_ms / 1000 * reduction
 
     @torch.inference_mode()

@@ -104,7 +104,7 @@ def decode_stream_command(files: list, model=None, beam: int | None = None, lm=N
                           lm_weight: float | None = None, word_score: float | None = None, threads: int = 0,
                           as_json: bool = False, realtime: bool = False, chunk_frames: int = 0,
                           right_context: int = -1, endpoint_seconds: float = 1.0, silence_db: float = -45.0,
-                          device: str | None = None) -> StreamSummary:
+                          device: str | None = None, quantize: str = "") -> StreamSummary:
     """What ``lstm-asr decode --stream`` does: pick the source (no file: the microphone; ``-``: standard input; a
     file, paced with ``realtime``), stream it through the model, print the updates and a summary on stderr."""
     from pathlib import Path
@@ -126,8 +126,8 @@ def decode_stream_command(files: list, model=None, beam: int | None = None, lm=N
     search = SearchConfig.for_experiment(exp, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
                                          word_score=word_score)
     device_arg: str | int | None = int(device) if device is not None and device.isdigit() else device
-    rec = StreamingRecognizer(Recognizer.load(exp), StreamSettings(chunk_frames, right_context, endpoint_seconds,
-                                                                    silence_db, search))
+    settings = StreamSettings(chunk_frames, right_context, endpoint_seconds, silence_db, search)
+    rec = StreamingRecognizer(Recognizer.load(exp).quantize(quantize), settings)
     source = None
     if not files:
         blocks = microphone_blocks(rec.sample_rate, device_arg)

@@ -152,14 +152,19 @@ class BLSTMCTC(nn.Module):
         x, lengths = stack_frames(self.normalizer(features), lengths, c.stack_frames, c.subsample)
         if self.latency_controlled:
             x = self._chunked_layers(x, lengths)
-            return torch.log_softmax(self.output(x).to(self.output.weight.dtype), dim=-1)
+            return self.log_probs(x)
         for i, layer in enumerate(self.layers):
             # Dropout on each layer's output (Graves-style), never on the input features.
             x = self.dropout(layer(x, lengths))
             if i < c.pyramid:
                 x, lengths = stack_frames(x, lengths, 2, 2)
-        # Log-softmax in the weights' precision: CPU autocast would return bf16 log-probs to the CTC loss and decoders.
-        return torch.log_softmax(self.output(x).to(self.output.weight.dtype), dim=-1)
+        return self.log_probs(x)
+
+    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """The output layer and log-softmax, in float32 at least: CPU autocast would hand bf16 log-probs to the CTC
+        loss and the decoders. (``self.output`` may be int8-quantized, whose weight is a method, not a tensor.)"""
+        y = self.output(x)
+        return torch.log_softmax(y.float() if y.dtype in (torch.bfloat16, torch.float16) else y, dim=-1)
 
     def _chunked_layers(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The layers latency-controlled over whole (padded) utterances: every window's look-ahead frames travel

@@ -94,7 +94,7 @@ def stream_layer(layer: nn.Module) -> _StreamLayer:
     bwd = layer.bwd if layer.bidirectional else None
     if layer.cell == "gru":
         return _GRUStreamLayer(layer.fwd, bwd, layer.fwd.hidden_size, 1)
-    width = layer.fwd.proj_size or layer.fwd.hidden_size
+    width = getattr(layer.fwd, "proj_size", 0) or layer.fwd.hidden_size  # int8 LSTMs: no projection
     return _LSTMStreamLayer(layer.fwd, bwd, width, layer.fwd.hidden_size)
 
 
@@ -129,6 +129,7 @@ class StreamingNetwork(nn.Module):
         self.normalizer = model.normalizer
         self.layers = nn.ModuleList(stream_layer(layer) for layer in model.layers)
         self.output = model.output
+        self.num_classes = c.num_classes
         self.stack = c.stack_frames
         self.subsample = c.subsample
         self.pyramid = c.pyramid
@@ -186,7 +187,7 @@ class StreamingNetwork(nn.Module):
         state = dict(state)
         state["feats"] = torch.cat([state["feats"], self.normalizer(feats)], dim=0)
         state["net"] = torch.cat([state["net"], self._stack(state, final)], dim=0)
-        outputs = [self.output.weight.new_zeros((0, self.output.weight.shape[0]))]
+        outputs = [feats.new_zeros((0, self.num_classes))]
         net = state["net"]
         while net.shape[0] >= self.chunk + self.right or (final and net.shape[0] > 0):
             x = net[: self.chunk].unsqueeze(0)
