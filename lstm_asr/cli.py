@@ -18,7 +18,8 @@ from lstm_asr.errors import FIXABLE_ERRNOS, LstmAsrError, os_error_problem, repo
 
 # ``--help`` lists the commands in the order a user meets them (typer's own order is definition order, with command
 # groups last); a command missing here comes after these.
-COMMAND_ORDER = ("synth", "prep", "train", "decode", "evaluate", "align", "lm", "report", "plot", "export", "render")
+COMMAND_ORDER = ("synth", "prep", "train", "decode", "evaluate", "align", "lm", "report", "plot", "export", "serve",
+                 "render")
 
 
 class PipelineOrder(TyperGroup):
@@ -306,6 +307,34 @@ def export(
         path = export_onnx(exp, out)
     kind = ", ".join(k for k in (fmt, "streaming" if streaming else "", quantize) if k)
     print(f"wrote {path} ({kind})")
+
+
+@app.command()
+def serve(
+    exp: Annotated[Path, typer.Argument(help="Experiment folder, checkpoint, or a file from export --streaming.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (default: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    beam: Annotated[int | None, typer.Option(help="Beam width; 1 = greedy (default: the recipe's).")] = None,
+    chunk_frames: Annotated[int, typer.Option(min=0, help="Chunk size in 10 ms frames (0: the model's own, else "
+                                                          "40).")] = 0,
+    right_context: Annotated[int, typer.Option(min=-1, help="Look-ahead frames (-1: the model's own, or the chunk "
+                                                            "size).")] = -1,
+    endpoint_seconds: Annotated[float, typer.Option(min=0.0, help="Silence that ends a segment.")] = 1.0,
+    quantize: Annotated[str, typer.Option(help="int8: dynamic int8 quantization of the network.")] = "",
+    max_connections: Annotated[int, typer.Option(min=1, help="Connections open at once.")] = 32,
+    max_seconds: Annotated[float, typer.Option(min=1.0, help="Longest a connection may stay open.")] = 900.0,
+) -> None:
+    """Serve a page that recognises the microphone or a dropped file live (WebSocket, localhost by default)."""
+    from lstm_asr.decoding.recognizer import Recognizer
+    from lstm_asr.decoding.search import SearchConfig
+    from lstm_asr.decoding.stream_recognizer import StreamingRecognizer, StreamSettings
+    from lstm_asr.serving.server import ServerLimits
+    from lstm_asr.serving.server import serve as run_server
+
+    settings = StreamSettings(chunk_frames, right_context, endpoint_seconds,
+                              search=SearchConfig.for_experiment(exp, beam=beam))
+    rec = StreamingRecognizer(Recognizer.load(exp).quantize(quantize), settings)
+    run_server(rec, host, port, ServerLimits(max_connections=max_connections, max_seconds=max_seconds))
 
 
 @app.command()
