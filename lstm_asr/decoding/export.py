@@ -183,6 +183,10 @@ class ExportedStream(nn.Module):
     def finish(self, state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.pipeline.finish(state)
 
+    @torch.jit.export
+    def samples_needed(self, chunks: int) -> int:
+        return self.pipeline.samples_needed(chunks)
+
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         log_probs, _ = self.pipeline.step(waveform, self.pipeline.initial_state(), True)
         return log_probs

@@ -217,11 +217,10 @@ class StreamingPipeline(nn.Module):
         self.sample_rate = features.sample_rate
         self.chunk_frames = self.network.chunk_frames
         self.right_context = self.network.right_context
-        # Audio a chunk waits for beyond its own end: the look-ahead, the stacking, the deltas' frames and the
-        # rest of the analysis window, in seconds.
-        shift = features.frame_shift_ms / 1000
-        self.lag_seconds = ((self.network.lag_frames() - self.chunk_frames + 2 * features.deltas) * shift
-                            + features.frame_length_ms / 1000 - shift)
+        # Input frames a chunk needs beyond its own: look-ahead, the frames that stacking reads, the deltas'.
+        self.extra_frames = self.network.lag_frames() - self.chunk_frames + 2 * features.deltas
+        self.window = self.features.fbank.window_size
+        self.shift = self.features.fbank.window_shift
 
     @torch.jit.export
     def initial_state(self) -> dict[str, torch.Tensor]:
@@ -242,3 +241,10 @@ class StreamingPipeline(nn.Module):
     def finish(self, state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """End of the stream: the log-probs of every remaining frame."""
         return self.step(torch.zeros(0), state, True)
+
+    @torch.jit.export
+    def samples_needed(self, chunks: int) -> int:
+        """Samples from the start of the stream after which the first ``chunks`` chunks can be computed: feeding
+        the samples in between to :meth:`step` only buffers them (a caller may hold them back and save the calls)."""
+        frames = chunks * self.chunk_frames + self.extra_frames
+        return (frames - 1) * self.shift + self.window
