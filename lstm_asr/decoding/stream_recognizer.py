@@ -135,7 +135,7 @@ class Stream:
         shift = self.rec.frame_seconds
         offset = self.segment_start / self.rec.sample_rate
         frames = list(hyp.frames) if hyp.frames else [0] * len(hyp.tokens)
-        ends = frames[1:] + [self.frames]
+        ends = frames[1:] + [self.frames] if frames else []
         times = [(offset + f * shift, offset + e * shift) for f, e in zip(frames, ends, strict=True)]
         return Update(kind, self.segment, [self.rec.tokens[i] for i in hyp.tokens], times, float(hyp.score),
                       self.received / self.rec.sample_rate, offset + self.frames * shift,
