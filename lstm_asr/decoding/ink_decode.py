@@ -72,7 +72,7 @@ def transcribe_ink(rec: Recognizer, path: str | Path, beam: int = 1) -> InkResul
         hyp = prefix_beam_search(lp, beam=beam)[0]
     t = norm.points()[:, 2] + float(ink.points()[0, 2])
     frames = list(hyp.frames) if hyp.frames else [0] * len(hyp.tokens)
-    ends = frames[1:] + [len(t) - 1]
+    ends = frames[1:] + [len(t) - 1] if frames else []
     times = [(float(t[f]), float(t[min(e, len(t) - 1)])) for f, e in zip(frames, ends, strict=True)]
     tokens = [rec.tokens[i] for i in hyp.tokens]
     transcript = Transcript(str(path), tokens, times, float(hyp.score), ink.duration, "chars")

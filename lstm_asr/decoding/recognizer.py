@@ -136,7 +136,7 @@ class Recognizer:
             hyp = prefix_beam_search(lp, beam=beam, token_top_k=token_top_k or None)[0]
         shift = self.frame_seconds
         frames = list(hyp.frames) if hyp.frames else [0] * len(hyp.tokens)
-        ends = frames[1:] + [lp.shape[0]]
+        ends = frames[1:] + [lp.shape[0]] if frames else []  # no tokens: no times (zip would refuse [T])
         # A token spans from the frame it is first emitted to the next token's frame (CTC spikes carry no
         # duration; this is the usual convention for token times from CTC output).
         times = [(f * shift, e * shift) for f, e in zip(frames, ends, strict=True)]
