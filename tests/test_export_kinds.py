@@ -124,3 +124,46 @@ def test_onnx_where_the_operators_allow(kind: str, tmp_path) -> None:
         return
     out = export_onnx(exp, tmp_path / "m.onnx")
     onnx.checker.check_model(onnx.load(str(out)))
+
+
+def test_handwriting_model_exports_with_its_ink_normalisation(tmp_path) -> None:
+    """Strokes in, the ink front end (repair, deskew, deslant, resampling, point features) inside the file."""
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from data_prep.iam_ondb import write_strokes
+    from data_prep.ink import Ink
+    from lstm_asr.data.ink_features import InkFeatureConfig
+    from lstm_asr.decoding.ink_decode import transcribe_ink
+    from lstm_asr.nn.checkpoint import save_checkpoint
+    from lstm_asr.nn.model import BLSTMCTC, ModelConfig
+
+    torch.manual_seed(0)
+    tokens = ["<blank>", "a", "b", "c", "|"]
+    model = BLSTMCTC(ModelConfig(input_dim=5, num_classes=len(tokens), hidden=10, layers=2)).eval()
+    with torch.no_grad():
+        model.output.weight.mul_(30)
+    (tmp_path / "exp").mkdir()
+    save_checkpoint({"model_config": asdict(model.config), "features": InkFeatureConfig().to_dict(),
+                     "tokens": tokens, "corpus_type": "ondb", "recipe": {}, "state_dict": model.state_dict()},
+                    tmp_path / "exp" / "best.pt")
+    rng = np.random.default_rng(0)
+    strokes = []
+    for k in range(8):  # loops along a slanted, slightly skewed line, with a repeated time stamp
+        u = np.linspace(0, 2 * np.pi, 40)
+        x = 100 * k + 30 * np.sin(u) + 12 * np.cos(3 * u) + 0.2 * 100 * k
+        y = 500 + 40 * np.cos(u) + 0.05 * 100 * k + rng.normal(0, 0.5, u.size)
+        t = 10.0 + k + u / 10
+        t[5] = t[4]
+        strokes.append(np.stack([x, y, t], axis=1))
+    path = tmp_path / "line.xml"
+    write_strokes(path, Ink(strokes))
+    out = export_torchscript(tmp_path / "exp", tmp_path / "ink.pt")
+    exported, original = Recognizer.load(out), Recognizer.load(tmp_path / "exp")
+    assert exported.input_type == "ink"
+    a, b = transcribe_ink(exported, path).to_dict(), transcribe_ink(original, path).to_dict()
+    assert a.pop("score") == pytest.approx(b.pop("score"), abs=1e-3)
+    assert a == b
+    done = run_cli("decode", "--model", str(out), str(path))
+    assert done.returncode == 0 and done.stdout == run_cli("decode", "--model", str(tmp_path / "exp"), str(path)).stdout

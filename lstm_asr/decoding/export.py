@@ -5,7 +5,8 @@ classes), with the feature pipeline inside (:class:`~lstm_asr.data.kaldi_fbank.S
 list, unit type and frame shift as attributes (``tokens``, ``units``, ``sample_rate``, ``frame_shift_ms``,
 ``frame_seconds``). ``torch.jit.load("model.pt")`` is all a user needs; ``lstm-asr decode --model model.pt`` reads
 it too. Every cell (lstm with or without projection, gru, peephole), frame stacking and subsampling, the pyramid,
-unidirectional and latency-controlled models export (tests/test_export_kinds.py, one test per kind).
+unidirectional and latency-controlled models export (tests/test_export_kinds.py, one test per kind), and so do
+handwriting models, pen strokes in, with the ink front end inside (:mod:`lstm_asr.data.ink_script`).
 
 ``--streaming`` writes the streaming pipeline (:class:`~lstm_asr.nn.streaming.StreamingPipeline`, the very code
 ``decode --stream`` runs): ``initial_state()``, ``step(samples, state) -> (log_probs, state)`` and
@@ -27,6 +28,8 @@ import torch
 from torch import nn
 
 from lstm_asr.data.features import FeatureConfig
+from lstm_asr.data.ink_features import InkFeatureConfig
+from lstm_asr.data.ink_script import ScriptableInkFeatures
 from lstm_asr.data.kaldi_fbank import ScriptableFbank
 from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.errors import LstmAsrError, reporting_write_errors
@@ -152,6 +155,25 @@ class ExportedModel(nn.Module):
         return self.network(self.features(waveform))
 
 
+class ExportedInkModel(nn.Module):
+    """Pen strokes (a list of (n, 3) tensors: x, y, t in seconds) -> log-probabilities, with the ink normalisation
+    inside (:class:`~lstm_asr.data.ink_script.ScriptableInkFeatures`) and the character list on board."""
+
+    def __init__(self, model: BLSTMCTC, features: InkFeatureConfig, tokens: list[str], units: str,
+                 corpus_type: str) -> None:
+        super().__init__()
+        self.features = ScriptableInkFeatures(features)
+        self.network = network_for_export(model)
+        self.tokens: list[str] = list(tokens)
+        self.units: str = units
+        self.corpus_type: str = corpus_type
+        self.input_type: str = "ink"
+        self.feature_config: str = json.dumps(features.to_dict())
+
+    def forward(self, strokes: list[torch.Tensor]) -> torch.Tensor:
+        return self.network(self.features(strokes))
+
+
 class ExportedStream(nn.Module):
     """The streaming pipeline with the token list on board: ``initial_state()``, ``step(samples, state)``,
     ``finish(state)``; ``forward(waveform)`` streams a whole recording in one step (for ``decode --model``)."""
@@ -192,13 +214,10 @@ class ExportedStream(nn.Module):
         return log_probs
 
 
-def _speech_recognizer(exp: str | Path) -> Recognizer:
+def _experiment(exp: str | Path) -> Recognizer:
     rec = Recognizer.load(exp)
     if rec.model is None:
         raise LstmAsrError(f"{exp}: already an exported model; export from the experiment folder")
-    if not isinstance(rec.features, FeatureConfig):
-        raise LstmAsrError(f"{exp}: handwriting models export with --format onnx (features in): their ink "
-                           "normalisation has no TorchScript form yet")
     return rec
 
 
@@ -217,8 +236,13 @@ def export_torchscript(exp: str | Path, out: str | Path, streaming: bool = False
                        chunk_frames: int = 0, right_context: int = -1) -> Path:
     """Write the experiment's best model as a TorchScript file (whole recordings, or with ``streaming`` the
     streaming pipeline); returns ``out``."""
-    rec = _speech_recognizer(exp)
+    rec = _experiment(exp)
     model = quantized(rec.model.eval(), quantize)
+    if isinstance(rec.features, InkFeatureConfig):
+        if streaming:
+            raise LstmAsrError(f"{exp}: --streaming streams audio; a handwriting model exports whole (drop it)")
+        return _save_script(ExportedInkModel(model, rec.features, rec.tokens, rec.units, rec.corpus_type).eval(),
+                            out)
     if streaming:
         if not model.config.chunk_frames and not chunk_frames:
             chunk_frames = 40 + (-40) % model.frame_reduction  # a whole-utterance model: 0.4 s chunks ...

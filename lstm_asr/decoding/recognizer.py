@@ -160,15 +160,15 @@ class ScriptedRecognizer(Recognizer):
     batch decoders (``batch_decode.decode_files``) then call :meth:`log_probs` per file.
     """
 
-    def __init__(self, module: torch.jit.ScriptModule, features: FeatureConfig, tokens: list[str],
-                 corpus_type: str, units: str) -> None:
+    def __init__(self, module: torch.jit.ScriptModule, features: FeatureConfig | InkFeatureConfig,
+                 tokens: list[str], corpus_type: str, units: str) -> None:
         self.scripted = module.eval()
         self.model = None
         self.features = features
         self.tokens = tokens
         self.corpus_type = corpus_type
         self.units = units
-        self.input_type = "audio"
+        self.input_type = "ink" if isinstance(features, InkFeatureConfig) else "audio"
 
     @classmethod
     def load_file(cls, path: str | Path) -> ScriptedRecognizer:
@@ -176,7 +176,8 @@ class ScriptedRecognizer(Recognizer):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 module = torch.jit.load(str(path), map_location="cpu")
-            features = FeatureConfig(**json.loads(module.feature_config))
+            feats = json.loads(module.feature_config)
+            features = InkFeatureConfig.from_dict(feats) if feats.get("type") == "ink" else FeatureConfig(**feats)
             tokens, units, corpus_type = list(module.tokens), str(module.units), str(module.corpus_type)
         except (RuntimeError, AttributeError, ValueError) as exc:
             raise LstmAsrError(f"{path}: not an lstm-asr export ({str(exc).splitlines()[0][:120]})") from None
