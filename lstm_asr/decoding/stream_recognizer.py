@@ -171,13 +171,16 @@ class Stream:
         level = 10 * np.log10(np.mean(buf[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1) + 1e-12)
         loud = level > self.rec.settings.silence_db
         need = int(self.rec.settings.endpoint_seconds * self.rec.sample_rate)
-        for i in range(n):  # 100 decisions per second of audio: cheap, and the rule reads best as a loop
-            if loud[i]:
-                self.heard_speech, self.silent_samples = True, 0
-            elif self.heard_speech:
-                self.silent_samples += hop
-                if self.silent_samples >= need:
-                    return max(0, (i + 1) * hop - (buf.size - samples.size))
+        # Silence so far at each frame: since the last loud frame, or continuing the previous blocks' count.
+        idx = np.arange(n)
+        last_loud = np.maximum.accumulate(np.where(loud, idx, -1))
+        silent = np.where(last_loud >= 0, (idx - last_loud) * hop, self.silent_samples + (idx + 1) * hop)
+        heard = self.heard_speech | (last_loud >= 0)  # a segment ends only after some speech
+        hit = np.flatnonzero(heard & ~loud & (silent >= need))
+        if hit.size:
+            return max(0, (int(hit[0]) + 1) * hop - (buf.size - samples.size))
+        self.heard_speech = bool(heard[-1])
+        self.silent_samples = int(silent[-1]) if self.heard_speech and not loud[-1] else 0
         return -1
 
     def feed(self, samples: np.ndarray | torch.Tensor, arrived: float | None = None) -> list[Update]:
