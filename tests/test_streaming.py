@@ -234,3 +234,33 @@ def test_silence_ends_a_segment(chunked_exp, tmp_path) -> None:
     finals = [u for u in updates if u.kind == "final"]
     assert [u.segment for u in finals] == [0, 1]
     assert 2.4 <= finals[1].times[0][0] if finals[1].tokens else True  # the second segment's times are absolute
+
+
+def test_stream_resampler_equals_whole_recording_resampling() -> None:
+    """A microphone that cannot record at 16 kHz is resampled block by block: the same samples as resampling the
+    whole recording (to float rounding)."""
+    import torchaudio.functional as AF
+
+    from data_prep.live_audio import StreamResampler
+
+    rng = np.random.default_rng(0)
+    for src in (48000, 44100):
+        x = (rng.standard_normal(src // 2) * 0.1).astype(np.float32)
+        resampler, out, i = StreamResampler(src, 16000), [], 0
+        while i < x.size:
+            n = int(rng.integers(1, 3000))
+            out.append(resampler.push(x[i: i + n]))
+            i += n
+        out.append(resampler.push(np.zeros(0, np.float32), final=True))
+        want = AF.resample(torch.from_numpy(x), src, 16000).numpy()
+        np.testing.assert_allclose(np.concatenate(out), want, rtol=0, atol=1e-6)
+
+
+def test_realtime_file_blocks_arrive_at_the_pace_of_speech(tmp_path) -> None:
+    from data_prep.live_audio import file_blocks
+
+    wav = write_speech_like_wav(tmp_path / "short.wav", seconds=0.5)
+    start = __import__("time").monotonic()
+    blocks = list(file_blocks(wav, 16000, realtime=True))
+    assert sum(b.size for b, _ in blocks) == 8000
+    assert blocks[-1][1] - start >= 0.45  # the last block is given out when it would have been spoken
