@@ -115,8 +115,8 @@ function draw() {
   }
   g.stroke();
   g.font = "13px system-ui"; g.textBaseline = "top";
-  state.finals.forEach((f, row) => f.tokens.forEach((t, k) => {  // the alignment: one box per token
-    const x0 = t.start / seconds * w, x1 = t.end / seconds * w, y = 140 + (row % 2) * 28;
+  state.finals.forEach((f) => f.tokens.forEach((t, k) => {  // the alignment: one box per token, in two rows
+    const x0 = t.start / seconds * w, x1 = t.end / seconds * w, y = 140 + (k % 2) * 28;
     g.fillStyle = k % 2 ? "#dbe6f7" : "#c6d7f2"; g.fillRect(x0, y, Math.max(1, x1 - x0), 24);
     g.fillStyle = "#123"; g.fillText(t.token, x0 + 2, y + 5);
   }));
