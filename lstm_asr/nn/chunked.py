@@ -90,8 +90,8 @@ def mask_look_ahead(look_ahead: torch.Tensor, lengths: torch.Tensor, chunk: int)
     """Zero the look-ahead frames past each utterance's end ((B, K, R, D); window ``k`` reads from ``(k+1)*chunk``)
     -- as the streaming model, which never sees them, pads with zeros."""
     batch, windows, right, _ = look_ahead.shape
-    frame = (torch.arange(windows, device=lengths.device).unsqueeze(1) + 1) * chunk + torch.arange(
-        right, device=lengths.device)
-    keep = frame.unsqueeze(0) < lengths.view(batch, 1, 1)
+    device = look_ahead.device
+    frame = (torch.arange(windows, device=device).unsqueeze(1) + 1) * chunk + torch.arange(right, device=device)
+    keep = frame.unsqueeze(0) < lengths.to(device).view(batch, 1, 1)
     return look_ahead * keep.unsqueeze(-1).to(look_ahead.dtype)
 
