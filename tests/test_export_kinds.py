@@ -107,6 +107,9 @@ def test_int8_export_and_decode(wav, tmp_path) -> None:
         torch.testing.assert_close(quant.log_probs(wave), in_python.log_probs(wave), rtol=0, atol=1e-5)
     a = run_cli("decode", "--model", str(exp), "--quantize", "int8", "--json", str(wav))
     assert a.returncode == 0, a.stderr
+    chunked = write_checkpoint(make_model(**KINDS["latency_controlled"]), tmp_path / "chunked")
+    with torch.inference_mode():  # a latency-controlled int8 model decodes whole too (cell states dequantized)
+        assert Recognizer.load(chunked).quantize("int8").transcribe(wav).duration > 0
     bad = run_cli("export", str(exp), "-o", str(tmp_path / "x.pt"), "--quantize", "int4")
     assert bad.returncode == 1 and "unknown --quantize 'int4'" in bad.stderr
 

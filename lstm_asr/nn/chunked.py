@@ -51,8 +51,13 @@ def lstm_cell_states(lstm: nn.LSTM, x: torch.Tensor, outputs: torch.Tensor) -> t
     over ``x`` (B, T, D), recomputed from its ``outputs`` (B, T, H or projection): the gates of every frame in
     one matrix multiply, then the cell recurrence by :func:`prefix_scan`. Differentiable like the LSTM itself."""
     h_prev = torch.cat([torch.zeros_like(outputs[:, :1]), outputs[:, :-1]], dim=1)
-    gates = nn.functional.linear(x, lstm.weight_ih_l0, lstm.bias_ih_l0) + \
-        nn.functional.linear(h_prev, lstm.weight_hh_l0, lstm.bias_hh_l0)
+    if hasattr(lstm, "weight_ih_l0"):
+        w_ih, w_hh, b_ih, b_hh = lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0
+    else:  # an int8 (dynamically quantized) LSTM, decoding only: its weights dequantized
+        w, b = lstm.get_weight(), lstm.get_bias()
+        w_ih, w_hh = w["weight_ih_l0"].dequantize(), w["weight_hh_l0"].dequantize()
+        b_ih, b_hh = b["bias_ih_l0"], b["bias_hh_l0"]
+    gates = nn.functional.linear(x, w_ih, b_ih) + nn.functional.linear(h_prev, w_hh, b_hh)
     i, f, g, _ = gates.chunk(4, dim=-1)
     return prefix_scan(torch.sigmoid(f), torch.sigmoid(i) * torch.tanh(g))
 
