@@ -19,7 +19,7 @@ from lstm_asr.errors import FIXABLE_ERRNOS, LstmAsrError, os_error_problem, repo
 # ``--help`` lists the commands in the order a user meets them (typer's own order is definition order, with command
 # groups last); a command missing here comes after these.
 COMMAND_ORDER = ("synth", "prep", "train", "average", "decode", "evaluate", "align", "lm", "report", "plot", "export",
-                 "render")
+                 "serve", "render")
 
 
 class PipelineOrder(TyperGroup):
@@ -186,7 +186,10 @@ WordScoreOpt = Annotated[float | None, typer.Option(help="Insertion score per wo
 
 @app.command()
 def decode(
-    files: Annotated[list[Path], typer.Argument(help="Audio files, folders of them, or list files (.lst/.scp/.txt).")],
+    files: Annotated[list[Path] | None, typer.Argument(help="Audio files, folders of them, or list files "
+                                                            "(.lst/.scp/.txt). With --stream: one file, - for "
+                                                            "standard input, or nothing for the microphone.")]
+    = None,
     model: Annotated[Path | None, typer.Option(help="Experiment folder, checkpoint or exported model.pt "
                                                     "(default: latest experiment).")] = None,
     beam: Annotated[int | None, typer.Option(help="Beam width; 1 = greedy (default: the recipe's).")] = None,
@@ -204,8 +207,40 @@ def decode(
     = 30.0,
     context_seconds: Annotated[float, typer.Option(min=0.0, help="Audio each side of a window that the network "
                                                                  "reads but whose outputs are dropped.")] = 3.0,
+    stream: Annotated[bool, typer.Option("--stream", help="Decode as the audio arrives (microphone, - for stdin: "
+                                                          "16-bit PCM or WAV at 16 kHz mono, or a file): partial "
+                                                          "hypotheses as they change, a final result per "
+                                                          "segment.")] = False,
+    realtime: Annotated[bool, typer.Option("--realtime", help="With --stream and a file: play it at real time.")]
+    = False,
+    chunk_frames: Annotated[int, typer.Option(min=0, help="With --stream: chunk size in 10 ms frames (0: the "
+                                                          "model's own, else 40).")] = 0,
+    right_context: Annotated[int, typer.Option(min=-1, help="With --stream: look-ahead frames per chunk (-1: the "
+                                                            "model's own; for a whole-utterance model, the chunk "
+                                                            "size).")] = -1,
+    endpoint_seconds: Annotated[float, typer.Option(min=0.0, help="With --stream: silence that ends a segment "
+                                                                  "(0: only the end of input).")] = 1.0,
+    silence_db: Annotated[float, typer.Option(help="With --stream: level (dBFS) below which a 10 ms frame is "
+                                                   "silence.")] = -45.0,
+    device: Annotated[str | None, typer.Option(help="With --stream and no file: the microphone (a sounddevice "
+                                                    "name or index).")] = None,
+    quantize: Annotated[str, typer.Option(help="int8: decode with dynamic int8 quantization of the LSTM/GRU and "
+                                               "linear layers.")] = "",
 ) -> None:
-    """Decode audio files and print one transcript per file (or N-best lists); a summary goes to stderr."""
+    """Decode audio files and print one transcript per file (or N-best lists); a summary goes to stderr.
+
+    With --stream: decode live from the microphone, standard input or a file (see lstm-asr decode --help)."""
+    if stream or realtime:
+        from lstm_asr.decoding.stream_decode import decode_stream_command
+
+        decode_stream_command(files or [], model=model, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
+                              word_score=word_score, threads=threads, as_json=as_json, realtime=realtime,
+                              chunk_frames=chunk_frames, right_context=right_context,
+                              endpoint_seconds=endpoint_seconds, silence_db=silence_db, device=device,
+                              quantize=quantize)
+        return
+    if not files:
+        raise LstmAsrError("no audio given: name files, folders or list files (or use --stream)")
     from lstm_asr.decoding.batch_decode import (
         Summary,
         decode_files,
@@ -223,7 +258,7 @@ def decode(
 
         torch.set_num_threads(threads)
     exp = model or find_latest_experiment()
-    rec = Recognizer.load(exp)
+    rec = Recognizer.load(exp).quantize(quantize)
     if rec.input_type == "ink":  # pen strokes (IAM-OnDB XML, InkML): decoding/ink_decode.py
         from lstm_asr.decoding.ink_decode import decode_ink_files
 
@@ -258,14 +293,58 @@ def export(
     out: Annotated[Path, typer.Option("-o", "--out", help="File to write.")] = Path("model.pt"),
     fmt: Annotated[str, typer.Option("--format", help="torchscript (waveform in) or onnx (features in).")] = (
         "torchscript"),
+    streaming: Annotated[bool, typer.Option("--streaming", help="TorchScript with initial_state(), step(samples, "
+                                                                "state) and finish(state): stream without "
+                                                                "lstm-asr.")] = False,
+    quantize: Annotated[str, typer.Option(help="int8: dynamic int8 quantization of the LSTM/GRU and linear "
+                                               "layers.")] = "",
+    chunk_frames: Annotated[int, typer.Option(min=0, help="With --streaming: chunk size in input frames (0: the "
+                                                          "model's own, else 40).")] = 0,
+    right_context: Annotated[int, typer.Option(min=-1, help="With --streaming: look-ahead frames (-1: the model's "
+                                                            "own, or the chunk size).")] = -1,
 ) -> None:
     """Write a self-contained model: TorchScript with the feature pipeline and token list, or ONNX (network only)."""
     from lstm_asr.decoding.export import export_onnx, export_torchscript
 
     if fmt not in ("torchscript", "onnx"):
         raise LstmAsrError(f"unknown --format {fmt!r} (use torchscript or onnx)")
-    path = export_torchscript(exp, out) if fmt == "torchscript" else export_onnx(exp, out)
-    print(f"wrote {path} ({fmt})")
+    if fmt == "onnx" and (streaming or quantize):
+        raise LstmAsrError("--streaming and --quantize write TorchScript (drop --format onnx)")
+    if fmt == "torchscript":
+        path = export_torchscript(exp, out, streaming=streaming, quantize=quantize, chunk_frames=chunk_frames,
+                                  right_context=right_context)
+    else:
+        path = export_onnx(exp, out)
+    kind = ", ".join(k for k in (fmt, "streaming" if streaming else "", quantize) if k)
+    print(f"wrote {path} ({kind})")
+
+
+@app.command()
+def serve(
+    exp: Annotated[Path, typer.Argument(help="Experiment folder, checkpoint, or a file from export --streaming.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (default: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    beam: Annotated[int | None, typer.Option(help="Beam width; 1 = greedy (default: the recipe's).")] = None,
+    chunk_frames: Annotated[int, typer.Option(min=0, help="Chunk size in 10 ms frames (0: the model's own, else "
+                                                          "40).")] = 0,
+    right_context: Annotated[int, typer.Option(min=-1, help="Look-ahead frames (-1: the model's own, or the chunk "
+                                                            "size).")] = -1,
+    endpoint_seconds: Annotated[float, typer.Option(min=0.0, help="Silence that ends a segment.")] = 1.0,
+    quantize: Annotated[str, typer.Option(help="int8: dynamic int8 quantization of the network.")] = "",
+    max_connections: Annotated[int, typer.Option(min=1, help="Connections open at once.")] = 32,
+    max_seconds: Annotated[float, typer.Option(min=1.0, help="Longest a connection may stay open.")] = 900.0,
+) -> None:
+    """Serve a page that recognises the microphone or a dropped file live (WebSocket, localhost by default)."""
+    from lstm_asr.decoding.recognizer import Recognizer
+    from lstm_asr.decoding.search import SearchConfig
+    from lstm_asr.decoding.stream_recognizer import StreamingRecognizer, StreamSettings
+    from lstm_asr.serving.server import ServerLimits
+    from lstm_asr.serving.server import serve as run_server
+
+    settings = StreamSettings(chunk_frames, right_context, endpoint_seconds,
+                              search=SearchConfig.for_experiment(exp, beam=beam))
+    rec = StreamingRecognizer(Recognizer.load(exp).quantize(quantize), settings)
+    run_server(rec, host, port, ServerLimits(max_connections=max_connections, max_seconds=max_seconds))
 
 
 @app.command()

@@ -79,6 +79,11 @@ class ModelSection:
     stack_frames: int = 1  # input frames stacked side by side (Sak et al. 2015: 3)
     subsample: int = 1  # keep every n-th stacked frame (Sak et al. 2015: 3, i.e. 30 ms)
     pyramid: int = 0  # lowest layers after which frame pairs are concatenated (each halves the rate)
+    bidirectional: bool = True  # false: a unidirectional stack (forward direction only), for the lowest latency
+    # Latency-controlled BLSTM (Chen & Huo 2016, Xue & Yan 2017): chunks of chunk_frames input frames, each seeing
+    # right_context more frames of look-ahead; forward state carried across chunks. 0 = whole utterances.
+    chunk_frames: int = 0
+    right_context: int = 0
 
 
 @dataclass
@@ -193,7 +198,36 @@ NON_NEGATIVE = {"features.deltas", "model.dropout", "training.momentum", "traini
                 "training.checkpoint_every", "training.weight_noise", "training.noise_max_epochs",
                 "training.spec_time_masks", "training.spec_time_width", "training.spec_freq_masks",
                 "training.spec_freq_width", "training.newbob_factor", "training.average_last",
-                "decoding.token_top_k", "model.init_scale", "model.projection", "model.pyramid", "decoding.lm_weight"}
+                "decoding.token_top_k", "model.init_scale", "model.projection", "model.pyramid", "decoding.lm_weight",
+                "model.chunk_frames", "model.right_context"}
+
+
+STREAMABLE_CELLS = ("lstm", "gru")  # cells with latency-controlled (chunked) and unidirectional layers
+
+
+def latency_control_problem(cell: str, bidirectional: bool, chunk_frames: int, right_context: int,
+                            reduction: int) -> tuple[str, str] | None:
+    """What is wrong with the chunking keys, as (recipe key, problem), or None. Shared by the model config and
+    the recipe check (which names the recipe file)."""
+    if chunk_frames < 0 or right_context < 0:
+        return ("model.chunk_frames" if chunk_frames < 0 else "model.right_context"), "must be >= 0"
+    if (chunk_frames or not bidirectional) and cell not in STREAMABLE_CELLS:
+        key = "model.chunk_frames" if chunk_frames else "model.bidirectional"
+        return key, (f"latency-controlled and unidirectional layers exist for model.cell "
+                     f"{' and '.join(STREAMABLE_CELLS)}, not {cell!r} (set model.cell: lstm, or train it "
+                     "whole-utterance and bidirectional)")
+    if right_context and not chunk_frames:
+        return "model.right_context", "needs model.chunk_frames > 0 (the look-ahead belongs to each chunk)"
+    if right_context and not bidirectional:
+        return "model.right_context", ("a unidirectional model (model.bidirectional: false) has no backward "
+                                       "direction to look ahead with; set it to 0")
+    for key, value in (("model.chunk_frames", chunk_frames), ("model.right_context", right_context)):
+        if value % reduction:
+            low, high = value // reduction * reduction, (value // reduction + 1) * reduction
+            options = f"{low} or {high}" if low else str(high)
+            return key, (f"{value} is not a multiple of the frame-rate reduction {reduction} (model.subsample x "
+                         f"2^model.pyramid), so chunks would split network frames; use {options}")
+    return None
 
 
 def _type_name(tp: Any) -> str:
@@ -365,6 +399,11 @@ def _check_values(recipe: Recipe, source: str) -> None:
     if recipe.model.pyramid >= recipe.model.layers:
         raise RecipeError(source, "model.pyramid", f"must be below model.layers ({recipe.model.layers})")
     _check_augment(recipe.augment, source)
+    m = recipe.model
+    problem = latency_control_problem(m.cell, m.bidirectional, m.chunk_frames, m.right_context,
+                                      m.subsample * 2**m.pyramid)
+    if problem is not None:
+        raise RecipeError(source, *problem)
     if recipe.features.deltas > 2:
         raise RecipeError(source, "features.deltas", "must be 0, 1 or 2")
     if recipe.training.tensorboard not in (True, False, "auto"):

@@ -5,12 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite sox espeak-ng chromium"
+# chromium: the browser test of lstm-asr serve (headless, fake microphone); libportaudio2: the microphone for
+# decode --stream (the sounddevice package loads it).
+APT_PACKAGES="festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite sox espeak-ng chromium libportaudio2"
 missing=""
 for bin in festival flite sox espeak-ng chromium; do command -v "$bin" >/dev/null 2>&1 || missing="$missing $bin"; done
+[ -e /usr/lib/x86_64-linux-gnu/libportaudio.so.2 ] || ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || missing="$missing libportaudio2"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = "0" ]; then
-    echo "== installing the speech synthesizers and chromium:$missing"
+    echo "== installing the speech synthesizers, the browser and PortAudio:$missing"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null

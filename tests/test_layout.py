@@ -24,7 +24,8 @@ MAY_IMPORT = {
     "scoring": {"data", "data_prep", "foundation"},
     "decoding": {"nn", "scoring", "data", "data_prep", "foundation"},
     "training": {"decoding", "scoring", "nn", "data", "data_prep", "foundation"},
-    "cli": {"training", "decoding", "scoring", "nn", "data", "data_prep", "foundation"},
+    "serving": {"decoding", "scoring", "nn", "data", "data_prep", "foundation"},
+    "cli": {"serving", "training", "decoding", "scoring", "nn", "data", "data_prep", "foundation"},
 }
 FOUNDATION = {"lstm_asr.errors", "lstm_asr.atomic_file", "lstm_asr.path_names", "lstm_asr.recipe"}
 

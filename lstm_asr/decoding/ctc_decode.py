@@ -296,152 +296,214 @@ def prefix_beam_search(
     prefix -- or a later frame where an alignment emitting it brought in more probability than the prefix had
     so far, so that a faint early alignment does not fix the token's time.
     """
-    if beam < 1 or nbest < 1:
+    search = PrefixBeamSearch(beam=beam, blank=blank, token_top_k=token_top_k, token_min_logprob=token_min_logprob,
+                              beam_prune_logprob=beam_prune_logprob, skip_confident=skip_confident,
+                              lm_scores=lm_scores, lm_final=lm_final)
+    if nbest < 1:
         raise ValueError(f"beam and nbest must be >= 1, got beam={beam}, nbest={nbest}")
-    if token_top_k is not None and token_top_k < 0:
-        raise ValueError(f"token_top_k must be >= 0, got {token_top_k}")
     lp = _as_float64(log_probs)
     if lp.ndim != 2:
         raise ValueError(f"log_probs must be (T, V), got shape {lp.shape}")
-    time, vocab = lp.shape
-    if not 0 <= blank < vocab:
-        raise ValueError(f"blank {blank} out of range for {vocab} classes")
-    if time == 0:
-        return [Hypothesis((), 0.0 if lm_final is None else float(lm_final[vocab]))]
+    search.advance(lp)
+    return search.hypotheses(nbest)
 
-    cand_all, cand_lp_all, n_cand, pos_all = _candidates(lp, blank, token_top_k, token_min_logprob)
-    if token_min_logprob is not None:
-        # Pruned tokens (blank and stays included) get a floor score instead of -inf: a path through one is
-        # e^-10000 below any live path, i.e. it adds exactly nothing to a log-add, while every score stays
-        # finite for the closed-form stretches. Prefixes that fall that far behind are dropped below.
-        pruned = (lp < token_min_logprob) & (np.arange(vocab)[None, :] != lp.argmax(axis=1)[:, None])
-        lp = np.where(pruned, _PRUNED_LOGPROB, lp)
-    # Column V is -inf: the empty prefix's "last token" is encoded as V, so its repeat-stay is impossible.
-    lp_ext = np.concatenate([lp, np.full((time, 1), NEG_INF)], axis=1)
-    blank_lp = lp[:, blank].tolist()
-    n_cand_list = n_cand.tolist()
 
-    # Trie of prefixes; node 0 is the empty prefix. Each frame adds at most `beam` nodes.
-    max_nodes = 1 + time * beam
-    node_parent = np.empty(max_nodes, dtype=np.int64)
-    node_token = np.empty(max_nodes, dtype=np.int64)
-    node_frame = np.empty(max_nodes, dtype=np.int64)
-    node_parent[0] = -1
-    n_nodes = 1
+class PrefixBeamSearch:
+    """CTC prefix beam search that continues from its state: :meth:`advance` with each new block of frames
+    (T, V), :meth:`hypotheses` at any time (partial results while streaming; the final ones at the end).
 
-    # The beam, as parallel arrays: node id, parent node id, last token (V for none), and the two log scores.
-    ids = np.zeros(1, dtype=np.int64)
-    parents = np.full(1, -1, dtype=np.int64)
-    last = np.full(1, vocab, dtype=np.int64)
-    p_b = np.zeros(1)
-    p_nb = np.full(1, NEG_INF)
+    :func:`prefix_beam_search` is this class over one whole utterance; the options are documented there. Frames
+    fed in several blocks give the result of feeding them at once (exactly, frame by frame; up to float rounding
+    where confident stretches are passed in closed form, since a stretch then ends at a block's end).
+    """
 
-    conf = None
-    if lm_scores is not None and lm_scores.shape != (vocab + 1, vocab):
-        raise ValueError(f"lm_scores must be ({vocab + 1}, {vocab}), got {lm_scores.shape}")
-    if skip_confident and beam_prune_logprob is not None and lm_scores is None and np.isfinite(lp).all():
-        conf = _confidence(lp, blank, cand_lp_all, n_cand, beam_prune_logprob)
-        top_list = conf.top.tolist()
+    def __init__(self, beam: int = 16, blank: int = 0, token_top_k: int | None = None,
+                 token_min_logprob: float | None = None, beam_prune_logprob: float | None = None,
+                 skip_confident: bool = True, lm_scores: np.ndarray | None = None,
+                 lm_final: np.ndarray | None = None) -> None:
+        if beam < 1:
+            raise ValueError(f"beam and nbest must be >= 1, got beam={beam}")
+        if token_top_k is not None and token_top_k < 0:
+            raise ValueError(f"token_top_k must be >= 0, got {token_top_k}")
+        self.beam, self.blank, self.token_top_k = beam, blank, token_top_k
+        self.token_min_logprob, self.beam_prune_logprob = token_min_logprob, beam_prune_logprob
+        self.skip_confident, self.lm_scores, self.lm_final = skip_confident, lm_scores, lm_final
+        self.vocab: int | None = None
+        self.frames_done = 0
+        # Trie of prefixes; node 0 is the empty prefix. Grown as frames arrive (each frame adds at most `beam`).
+        self.node_parent = np.full(1, -1, dtype=np.int64)
+        self.node_token = np.zeros(1, dtype=np.int64)
+        self.node_frame = np.zeros(1, dtype=np.int64)
+        self.n_nodes = 1
+        # The beam, as parallel arrays: node id, parent node id, last token (V for none), and the two log scores.
+        self.ids = np.zeros(1, dtype=np.int64)
+        self.parents = np.full(1, -1, dtype=np.int64)
+        self.last: np.ndarray | None = None
+        self.p_b = np.zeros(1)
+        self.p_nb = np.full(1, NEG_INF)
 
-    t = -1
-    while t + 1 < time:
-        t += 1
-        if (conf is not None and ids.size == 1 and conf.next_bad0[t] - t >= _MIN_STRETCH
-                and top_list[t] != last[0]):
-            end = _stretch_end(conf, lp_ext, t, int(last[0]))
-            if end - t >= _MIN_STRETCH:
-                tokens, frames, pb, pnb = _run_stretch(conf, lp_ext, lp[:, blank], blank, t, end, int(last[0]),
-                                                       float(p_b[0]), float(p_nb[0]))
-                n_new = tokens.size
-                if n_new:
-                    new_ids = np.arange(n_nodes, n_nodes + n_new)
-                    node_parent[n_nodes:n_nodes + n_new] = np.concatenate([ids, new_ids[:-1]])
-                    node_token[n_nodes:n_nodes + n_new] = tokens
-                    node_frame[n_nodes:n_nodes + n_new] = frames
-                    n_nodes += n_new
-                    parents = node_parent[new_ids[-1:]].copy()
-                    ids = new_ids[-1:]
-                    last = tokens[-1:].astype(np.int64)
-                p_b, p_nb = np.array([pb]), np.array([pnb])
-                t = end - 1
+    def _reserve(self, extra: int) -> None:
+        need = self.n_nodes + extra
+        if need > self.node_parent.size:
+            size = max(need, 2 * self.node_parent.size)
+            for name in ("node_parent", "node_token", "node_frame"):
+                old = getattr(self, name)
+                new = np.empty(size, dtype=np.int64)
+                new[: self.n_nodes] = old[: self.n_nodes]
+                setattr(self, name, new)
+
+    def advance(self, log_probs: torch.Tensor | np.ndarray) -> PrefixBeamSearch:
+        """Extend every prefix in the beam by the frames of ``log_probs`` (T, V); returns self."""
+        lp = _as_float64(log_probs)
+        if lp.ndim != 2:
+            raise ValueError(f"log_probs must be (T, V), got shape {lp.shape}")
+        time, vocab = lp.shape
+        if self.vocab is None:
+            if not 0 <= self.blank < vocab:
+                raise ValueError(f"blank {self.blank} out of range for {vocab} classes")
+            if self.lm_scores is not None and self.lm_scores.shape != (vocab + 1, vocab):
+                raise ValueError(f"lm_scores must be ({vocab + 1}, {vocab}), got {self.lm_scores.shape}")
+            self.vocab = vocab
+            self.last = np.full(1, vocab, dtype=np.int64)
+        elif vocab != self.vocab:
+            raise ValueError(f"log_probs have {vocab} classes, earlier frames had {self.vocab}")
+        if time == 0:
+            return self
+        blank, beam, lm_scores = self.blank, self.beam, self.lm_scores
+        token_min_logprob, beam_prune_logprob = self.token_min_logprob, self.beam_prune_logprob
+        offset = self.frames_done
+        self._reserve(time * beam + time)
+
+        cand_all, cand_lp_all, n_cand, pos_all = _candidates(lp, blank, self.token_top_k, token_min_logprob)
+        if token_min_logprob is not None:
+            # Pruned tokens (blank and stays included) get a floor score instead of -inf: a path through one is
+            # e^-10000 below any live path, i.e. it adds exactly nothing to a log-add, while every score stays
+            # finite for the closed-form stretches. Prefixes that fall that far behind are dropped below.
+            pruned = (lp < token_min_logprob) & (np.arange(vocab)[None, :] != lp.argmax(axis=1)[:, None])
+            lp = np.where(pruned, _PRUNED_LOGPROB, lp)
+        # Column V is -inf: the empty prefix's "last token" is encoded as V, so its repeat-stay is impossible.
+        lp_ext = np.concatenate([lp, np.full((time, 1), NEG_INF)], axis=1)
+        blank_lp = lp[:, blank].tolist()
+        n_cand_list = n_cand.tolist()
+        node_parent, node_token, node_frame = self.node_parent, self.node_token, self.node_frame
+        n_nodes = self.n_nodes
+        ids, parents, last, p_b, p_nb = self.ids, self.parents, self.last, self.p_b, self.p_nb
+
+        conf = None
+        if self.skip_confident and beam_prune_logprob is not None and lm_scores is None and np.isfinite(lp).all():
+            conf = _confidence(lp, blank, cand_lp_all, n_cand, beam_prune_logprob)
+            top_list = conf.top.tolist()
+
+        t = -1
+        while t + 1 < time:
+            t += 1
+            if (conf is not None and ids.size == 1 and conf.next_bad0[t] - t >= _MIN_STRETCH
+                    and top_list[t] != last[0]):
+                end = _stretch_end(conf, lp_ext, t, int(last[0]))
+                if end - t >= _MIN_STRETCH:
+                    tokens, frames, pb, pnb = _run_stretch(conf, lp_ext, lp[:, blank], blank, t, end, int(last[0]),
+                                                           float(p_b[0]), float(p_nb[0]))
+                    n_new = tokens.size
+                    if n_new:
+                        new_ids = np.arange(n_nodes, n_nodes + n_new)
+                        node_parent[n_nodes:n_nodes + n_new] = np.concatenate([ids, new_ids[:-1]])
+                        node_token[n_nodes:n_nodes + n_new] = tokens
+                        node_frame[n_nodes:n_nodes + n_new] = frames + offset
+                        n_nodes += n_new
+                        parents = node_parent[new_ids[-1:]].copy()
+                        ids = new_ids[-1:]
+                        last = tokens[-1:].astype(np.int64)
+                    p_b, p_nb = np.array([pb]), np.array([pnb])
+                    t = end - 1
+                    continue
+            total = np.logaddexp(p_b, p_nb)
+            # Staying on the same prefix: a blank after anything, or a repeat of the last label that collapses.
+            stay_b = total + blank_lp[t]
+            stay_nb = p_nb + lp_ext[t, last]
+            c = n_cand_list[t]
+            if c == 0:
+                p_b, p_nb = stay_b, stay_nb
                 continue
-        total = np.logaddexp(p_b, p_nb)
-        # Staying on the same prefix: a blank after anything, or a repeat of the last label that collapses.
-        stay_b = total + blank_lp[t]
-        stay_nb = p_nb + lp_ext[t, last]
-        c = n_cand_list[t]
-        if c == 0:
-            p_b, p_nb = stay_b, stay_nb
-            continue
-        cand = cand_all[t, :c]
-        # Appending a label: from either score, but a repeat of the last label needs a blank in between.
-        ext = np.where(last[:, None] == cand[None, :], p_b[:, None], total[:, None]) + cand_lp_all[t, :c]
-        if lm_scores is not None:
-            ext = ext + lm_scores[last[:, None], cand[None, :]]
+            cand = cand_all[t, :c]
+            # Appending a label: from either score, but a repeat of the last label needs a blank in between.
+            ext = np.where(last[:, None] == cand[None, :], p_b[:, None], total[:, None]) + cand_lp_all[t, :c]
+            if lm_scores is not None:
+                ext = ext + lm_scores[last[:, None], cand[None, :]]
 
-        # An extension may be a prefix already in the beam (beam entry j is beam entry i plus its last label):
-        # fold its score into j's label-ending score and drop the duplicate candidate.
-        j_idx, i_idx = np.nonzero(parents[:, None] == ids[None, :])
-        if j_idx.size:
-            col = pos_all[t, last[j_idx]]
-            hit = col >= 0
-            if hit.any():
-                j_idx, i_idx, col = j_idx[hit], i_idx[hit], col[hit]
-                incoming = ext[i_idx, col]
-                # A prefix often enters the beam early on a faint alignment; if the alignment emitting its
-                # last token now outweighs everything the prefix had, date the token to this frame instead.
-                node_frame[ids[j_idx[incoming > total[j_idx]]]] = t
-                stay_nb[j_idx] = np.logaddexp(stay_nb[j_idx], incoming)
-                ext[i_idx, col] = NEG_INF
+            # An extension may be a prefix already in the beam (beam entry j is beam entry i plus its last
+            # label): fold its score into j's label-ending score and drop the duplicate candidate.
+            j_idx, i_idx = np.nonzero(parents[:, None] == ids[None, :])
+            if j_idx.size:
+                col = pos_all[t, last[j_idx]]
+                hit = col >= 0
+                if hit.any():
+                    j_idx, i_idx, col = j_idx[hit], i_idx[hit], col[hit]
+                    incoming = ext[i_idx, col]
+                    # A prefix often enters the beam early on a faint alignment; if the alignment emitting its
+                    # last token now outweighs everything the prefix had, date the token to this frame instead.
+                    node_frame[ids[j_idx[incoming > total[j_idx]]]] = t + offset
+                    stay_nb[j_idx] = np.logaddexp(stay_nb[j_idx], incoming)
+                    ext[i_idx, col] = NEG_INF
 
-        k = ids.size
-        scores = np.concatenate([np.logaddexp(stay_b, stay_nb), ext.ravel()])
-        if scores.size > beam:
-            keep = np.argpartition(scores, scores.size - beam)[scores.size - beam:]
-        else:
-            keep = np.arange(scores.size)
-        kept_scores = scores[keep]
-        if beam_prune_logprob is None:
-            floor = NEG_INF if token_min_logprob is None else kept_scores.max() + _PRUNED_LOGPROB / 2
-            keep = keep[kept_scores > floor]
-        else:
-            # On peaky inputs this leaves one or two prefixes, so the next frames are much cheaper.
-            keep = keep[kept_scores >= kept_scores.max() - beam_prune_logprob]
-        stays = keep[keep < k]
-        ext_flat = keep[keep >= k] - k
-        src, col = np.divmod(ext_flat, c)
+            k = ids.size
+            scores = np.concatenate([np.logaddexp(stay_b, stay_nb), ext.ravel()])
+            if scores.size > beam:
+                keep = np.argpartition(scores, scores.size - beam)[scores.size - beam:]
+            else:
+                keep = np.arange(scores.size)
+            kept_scores = scores[keep]
+            if beam_prune_logprob is None:
+                floor = NEG_INF if token_min_logprob is None else kept_scores.max() + _PRUNED_LOGPROB / 2
+                keep = keep[kept_scores > floor]
+            else:
+                # On peaky inputs this leaves one or two prefixes, so the next frames are much cheaper.
+                keep = keep[kept_scores >= kept_scores.max() - beam_prune_logprob]
+            stays = keep[keep < k]
+            ext_flat = keep[keep >= k] - k
+            src, col = np.divmod(ext_flat, c)
 
-        n_new = ext_flat.size
-        new_ids = np.arange(n_nodes, n_nodes + n_new)
-        new_tokens = cand[col]
-        node_parent[n_nodes:n_nodes + n_new] = ids[src]
-        node_token[n_nodes:n_nodes + n_new] = new_tokens
-        node_frame[n_nodes:n_nodes + n_new] = t
-        n_nodes += n_new
+            n_new = ext_flat.size
+            new_ids = np.arange(n_nodes, n_nodes + n_new)
+            new_tokens = cand[col]
+            node_parent[n_nodes:n_nodes + n_new] = ids[src]
+            node_token[n_nodes:n_nodes + n_new] = new_tokens
+            node_frame[n_nodes:n_nodes + n_new] = t + offset
+            n_nodes += n_new
 
-        p_b = np.concatenate([stay_b[stays], np.full(n_new, NEG_INF)])
-        p_nb = np.concatenate([stay_nb[stays], ext.ravel()[ext_flat]])
-        parents = np.concatenate([parents[stays], ids[src]])
-        last = np.concatenate([last[stays], new_tokens])
-        ids = np.concatenate([ids[stays], new_ids])
+            p_b = np.concatenate([stay_b[stays], np.full(n_new, NEG_INF)])
+            p_nb = np.concatenate([stay_nb[stays], ext.ravel()[ext_flat]])
+            parents = np.concatenate([parents[stays], ids[src]])
+            last = np.concatenate([last[stays], new_tokens])
+            ids = np.concatenate([ids[stays], new_ids])
 
-    final = np.logaddexp(p_b, p_nb)
-    if lm_final is not None:
-        final = final + lm_final[last]
-    order = np.argsort(-final, kind="stable")[:nbest]
-    parent_l, token_l, frame_l = (a[:n_nodes].tolist() for a in (node_parent, node_token, node_frame))
-    out = []
-    for i in order.tolist():
-        tokens: list[int] = []
-        frames: list[int] = []
-        node = int(ids[i])
-        while node != 0:
-            tokens.append(token_l[node])
-            # Re-dating (above) may move a token past its successor's frame; keep times strictly increasing.
-            frames.append(frame_l[node] if not frames else min(frame_l[node], frames[-1] - 1))
-            node = parent_l[node]
-        out.append(Hypothesis(tuple(reversed(tokens)), float(final[i]), tuple(reversed(frames))))
-    return out
+        self.n_nodes = n_nodes
+        self.ids, self.parents, self.last, self.p_b, self.p_nb = ids, parents, last, p_b, p_nb
+        self.frames_done += time
+        return self
+
+    def hypotheses(self, nbest: int = 1, final: bool = True) -> list[Hypothesis]:
+        """The ``nbest`` best prefixes so far, best first (``final``: with the LM's end-of-sentence scores)."""
+        if self.vocab is None or self.frames_done == 0:
+            return [Hypothesis((), 0.0 if self.lm_final is None or self.vocab is None
+                               else float(self.lm_final[self.vocab]))]
+        final_scores = np.logaddexp(self.p_b, self.p_nb)
+        if final and self.lm_final is not None:
+            final_scores = final_scores + self.lm_final[self.last]
+        order = np.argsort(-final_scores, kind="stable")[:nbest]
+        parent_l, token_l, frame_l = (a[: self.n_nodes].tolist() for a in (self.node_parent, self.node_token,
+                                                                          self.node_frame))
+        out = []
+        for i in order.tolist():
+            tokens: list[int] = []
+            frames: list[int] = []
+            node = int(self.ids[i])
+            while node != 0:
+                tokens.append(token_l[node])
+                # Re-dating (above) may move a token past its successor's frame; keep times strictly increasing.
+                frames.append(frame_l[node] if not frames else min(frame_l[node], frames[-1] - 1))
+                node = parent_l[node]
+            out.append(Hypothesis(tuple(reversed(tokens)), float(final_scores[i]), tuple(reversed(frames))))
+        return out
 
 
 def beam_search_batch(

@@ -1,13 +1,18 @@
-"""``lstm-asr export``: a trained model as one self-contained file.
+"""``lstm-asr export``: a trained model as one self-contained file, for every model ``train`` makes.
 
 TorchScript (default): raw 16 kHz mono waveform in [-1, 1] (1-D float tensor) -> log-probabilities (frames,
-classes), with the feature pipeline inside, and the token list, unit type and frame shift as attributes
-(``tokens``, ``units``, ``sample_rate``, ``frame_shift_ms``). ``torch.jit.load("model.pt")`` is all a user needs;
-``lstm-asr decode --model model.pt`` reads it too.
+classes), with the feature pipeline inside (:class:`~lstm_asr.data.kaldi_fbank.ScriptableFbank`), and the token
+list, unit type and frame shift as attributes (``tokens``, ``units``, ``sample_rate``, ``frame_shift_ms``,
+``frame_seconds``). ``torch.jit.load("model.pt")`` is all a user needs; ``lstm-asr decode --model model.pt`` reads
+it too. Every cell (lstm with or without projection, gru, peephole), frame stacking and subsampling, the pyramid,
+unidirectional and latency-controlled models export (tests/test_export_kinds.py, one test per kind), and so do
+handwriting models, pen strokes in, with the ink front end inside (:mod:`lstm_asr.data.ink_script`).
 
-``torchaudio.compliance.kaldi.fbank`` does not compile to TorchScript (it closes over Python floats), so
-:class:`ScriptableFbank` restates it in plain tensor ops, with the mel filters and the window computed by
-torchaudio at export time and stored as buffers; ``tests/test_export.py`` checks it against torchaudio.
+``--streaming`` writes the streaming pipeline (:class:`~lstm_asr.nn.streaming.StreamingPipeline`, the very code
+``decode --stream`` runs): ``initial_state()``, ``step(samples, state) -> (log_probs, state)`` and
+``finish(state)``, so an application streams without lstm-asr installed. ``--quantize int8`` applies PyTorch's
+dynamic int8 quantization to the LSTM, GRU and linear layers first (an LSTM with a projection stays float: the
+quantized LSTM kernel has none).
 
 ONNX (``--format onnx``, needs the ``onnx`` package): the network only, features (frames, dim) in, log-probs out;
 the features are documented in the file's metadata (Kaldi fbank settings) since the FFT does not export.
@@ -20,92 +25,114 @@ import warnings
 from pathlib import Path
 
 import torch
-import torchaudio.compliance.kaldi as kaldi
-import torchaudio.functional as AF
 from torch import nn
 
 from lstm_asr.data.features import FeatureConfig
+from lstm_asr.data.ink_features import InkFeatureConfig
+from lstm_asr.data.ink_script import ScriptableInkFeatures
+from lstm_asr.data.kaldi_fbank import ScriptableFbank
 from lstm_asr.decoding.recognizer import Recognizer
-from lstm_asr.errors import LstmAsrError
+from lstm_asr.errors import LstmAsrError, reporting_write_errors
+from lstm_asr.nn.cells import BiRNNLayer, PeepholeBiLSTMLayer
+from lstm_asr.nn.frame_rate import stack_frames
 from lstm_asr.nn.model import BLSTMCTC
+from lstm_asr.nn.quantize import quantized
+from lstm_asr.nn.streaming import StreamingNetwork, StreamingPipeline, stream_layer
 
-_EPS = float(torch.finfo(torch.float32).eps)  # torchaudio's floor before every log
 
+class _PeepholeWhole(nn.Module):
+    """The peephole layer on one utterance, in TorchScript: the equations of
+    :class:`~lstm_asr.nn.cells.PeepholeLSTMFunction` (both directions stacked, one step per frame), without the
+    hand-written backward that only training needs."""
 
-class ScriptableFbank(nn.Module):
-    """Kaldi log mel filterbank (+ log energy) and deltas, as :func:`lstm_asr.data.features.compute_features` computes
-    them with torchaudio's defaults (povey window, pre-emphasis 0.97, DC removal, raw energy, energy floor 1,
-    power spectrum, snip_edges), written so that TorchScript can compile it."""
-
-    def __init__(self, cfg: FeatureConfig) -> None:
+    def __init__(self, layer: PeepholeBiLSTMLayer) -> None:
         super().__init__()
-        self.window_size = int(cfg.sample_rate * cfg.frame_length_ms / 1000)
-        self.window_shift = int(cfg.sample_rate * cfg.frame_shift_ms / 1000)
-        self.padded = 1 if self.window_size == 0 else 2 ** (self.window_size - 1).bit_length()
-        self.use_energy = cfg.use_energy
-        self.deltas = cfg.deltas
-        self.eps = _EPS
-        window = torch.hann_window(self.window_size, periodic=False).pow(0.85)  # float32, as torchaudio
-        self.register_buffer("window", window)
-        mel, _ = kaldi.get_mel_banks(cfg.num_mel_bins, self.padded, float(cfg.sample_rate), 20.0, 0.0, 100.0,
-                                     -500.0, 1.0)
-        mel = nn.functional.pad(mel.float(), (0, 1))  # the Nyquist bin gets no weight, as in torchaudio
-        self.register_buffer("mel_t", mel.T.contiguous())
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        if waveform.dim() != 1 or waveform.numel() < self.window_size:
-            raise ValueError("expected a 1-D waveform at least one frame long")
-        frames = (waveform * 32768.0).unfold(0, self.window_size, self.window_shift)
-        frames = frames - frames.mean(dim=1, keepdim=True)
-        energy = frames.pow(2).sum(1).clamp_min(self.eps).log().clamp_min(0.0)  # log(energy_floor = 1) = 0
-        previous = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)
-        frames = (frames - 0.97 * previous) * self.window
-        frames = nn.functional.pad(frames, (0, self.padded - self.window_size))
-        spectrum = torch.fft.rfft(frames).abs().pow(2.0)
-        feats = torch.mm(spectrum, self.mel_t).clamp_min(self.eps).log()
-        if self.use_energy:
-            feats = torch.cat([energy.unsqueeze(1), feats], dim=1)
-        parts = [feats]
-        cur = feats.T.unsqueeze(0)
-        for _ in range(self.deltas):
-            cur = AF.compute_deltas(cur, win_length=5)
-            parts.append(cur.squeeze(0).T)
-        return torch.cat(parts, dim=1).contiguous()
-
-
-class _Direction(nn.Module):
-    """One BLSTM layer on a single utterance: with no padding, the per-sequence reversal is a plain flip."""
-
-    def __init__(self, fwd: nn.LSTM, bwd: nn.LSTM) -> None:
-        super().__init__()
-        self.fwd = fwd
-        self.bwd = bwd
+        self.weight_ih, self.weight_hh, self.bias, self.peephole = (layer.weight_ih, layer.weight_hh, layer.bias,
+                                                                    layer.peephole)
+        self.hidden = layer.hidden
+        self.identity = layer.identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out_f, _ = self.fwd(x)
-        out_b, _ = self.bwd(x.flip(1))
-        return torch.cat([out_f, out_b.flip(1)], dim=-1)
+        steps, hidden = x.shape[1], self.hidden
+        xs = torch.stack([x[0], x[0].flip(0)])  # (2, T, D): the backward direction reads the utterance reversed
+        gx = torch.baddbmm(self.bias.unsqueeze(1), xs, self.weight_ih.transpose(1, 2))  # (2, T, 4H)
+        w_hh_t = self.weight_hh.transpose(1, 2)
+        h = x.new_zeros((2, 1, hidden))
+        c = x.new_zeros((2, hidden))
+        outs = []
+        for t in range(steps):
+            z = gx[:, t] + torch.bmm(h, w_hh_t)[:, 0]
+            i = torch.sigmoid(z[:, :hidden] + self.peephole[:, 0] * c)
+            f = torch.sigmoid(z[:, hidden:2 * hidden] + self.peephole[:, 1] * c)
+            c = f * c + i * torch.tanh(z[:, 2 * hidden:3 * hidden])
+            o = torch.sigmoid(z[:, 3 * hidden:] + self.peephole[:, 2] * c)
+            out = o * c if self.identity else o * torch.tanh(c)
+            outs.append(out)
+            h = out.unsqueeze(1)
+        hs = torch.stack(outs, dim=1)  # (2, T, H)
+        return torch.cat([hs[0], hs[1].flip(0)], dim=-1).unsqueeze(0)
+
+
+class _RNNWhole(nn.Module):
+    """An nn.LSTM/nn.GRU layer on one utterance: the training layer's operations (reversal within the length is a
+    flip when there is no padding), so the exported model's outputs equal the experiment's bit for bit."""
+
+    def __init__(self, layer: BiRNNLayer) -> None:
+        super().__init__()
+        self.stream = stream_layer(layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stream.whole(x)
+
+
+def _whole_layer(layer: nn.Module) -> nn.Module:
+    if isinstance(layer, PeepholeBiLSTMLayer):
+        return _PeepholeWhole(layer)
+    if isinstance(layer, BiRNNLayer):
+        return _RNNWhole(layer)
+    raise LstmAsrError(f"export: no TorchScript form for the layer {type(layer).__name__}")
 
 
 class SingleUtteranceNetwork(nn.Module):
-    """The trained network's weights, applied to one utterance (features (T, D) -> log-probs (T, C))."""
+    """The trained network's weights, applied to one utterance (features (T, D) -> log-probs (T', C)): the
+    model's own forward pass (normalisation, frame stacking, layers, pyramid, output) without batching."""
 
     def __init__(self, model: BLSTMCTC) -> None:
         super().__init__()
         c = model.config
-        if c.cell != "lstm" or c.projection or c.frame_reduction > 1 or c.stack_frames > 1:
-            raise LstmAsrError(f"export supports plain LSTM models only, not model.cell {c.cell!r}, projection "
-                               f"{c.projection}, stack_frames {c.stack_frames}, subsample {c.subsample}, "
-                               f"pyramid {c.pyramid}")
+        if model.latency_controlled:
+            raise LstmAsrError("a latency-controlled model exports through its streaming network")
         self.normalizer = model.normalizer
-        self.layers = nn.ModuleList(_Direction(layer.fwd, layer.bwd) for layer in model.layers)
+        self.layers = nn.ModuleList(_whole_layer(layer) for layer in model.layers)
         self.output = model.output
+        self.stack, self.subsample, self.pyramid = c.stack_frames, c.subsample, c.pyramid
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = self.normalizer(features).unsqueeze(0)
-        for layer in self.layers:
+        lengths = torch.tensor([features.shape[0]])
+        x, lengths = stack_frames(self.normalizer(features).unsqueeze(0), lengths, self.stack, self.subsample)
+        for i, layer in enumerate(self.layers):
             x = layer(x)
+            if i < self.pyramid:
+                x, lengths = stack_frames(x, lengths, 2, 2)
         return torch.log_softmax(self.output(x), dim=-1)[0]
+
+
+class ChunkedUtteranceNetwork(nn.Module):
+    """A latency-controlled model on one utterance: its streaming network fed the whole utterance at once (the
+    same outputs as its batched training pass, to float rounding: tests/test_streaming.py)."""
+
+    def __init__(self, model: BLSTMCTC) -> None:
+        super().__init__()
+        self.stream = StreamingNetwork(model)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        log_probs, _ = self.stream.step(features, self.stream.initial_state(), True)
+        return log_probs
+
+
+def network_for_export(model: BLSTMCTC) -> nn.Module:
+    """Features (T, D) -> log-probs (T', C) for one utterance, in a form TorchScript compiles."""
+    return ChunkedUtteranceNetwork(model) if model.latency_controlled else SingleUtteranceNetwork(model)
 
 
 class ExportedModel(nn.Module):
@@ -115,38 +142,130 @@ class ExportedModel(nn.Module):
                  corpus_type: str) -> None:
         super().__init__()
         self.features = ScriptableFbank(features)
-        self.network = SingleUtteranceNetwork(model)
+        self.network = network_for_export(model)
         self.tokens: list[str] = list(tokens)
         self.units: str = units
         self.corpus_type: str = corpus_type
         self.sample_rate: int = features.sample_rate
         self.frame_shift_ms: float = features.frame_shift_ms
+        self.frame_seconds: float = features.frame_shift_ms / 1000 * model.frame_reduction
         self.feature_config: str = json.dumps(features.to_dict())
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         return self.network(self.features(waveform))
 
 
-def _speech_recognizer(exp: str | Path) -> Recognizer:
+class ExportedInkModel(nn.Module):
+    """Pen strokes (a list of (n, 3) tensors: x, y, t in seconds) -> log-probabilities, with the ink normalisation
+    inside (:class:`~lstm_asr.data.ink_script.ScriptableInkFeatures`) and the character list on board."""
+
+    def __init__(self, model: BLSTMCTC, features: InkFeatureConfig, tokens: list[str], units: str,
+                 corpus_type: str) -> None:
+        super().__init__()
+        self.features = ScriptableInkFeatures(features)
+        self.network = network_for_export(model)
+        self.tokens: list[str] = list(tokens)
+        self.units: str = units
+        self.corpus_type: str = corpus_type
+        self.input_type: str = "ink"
+        self.feature_config: str = json.dumps(features.to_dict())
+
+    def forward(self, strokes: list[torch.Tensor]) -> torch.Tensor:
+        return self.network(self.features(strokes))
+
+
+class ExportedStream(nn.Module):
+    """The streaming pipeline with the token list on board: ``initial_state()``, ``step(samples, state)``,
+    ``finish(state)``; ``forward(waveform)`` streams a whole recording in one step (for ``decode --model``)."""
+
+    def __init__(self, model: BLSTMCTC, features: FeatureConfig, tokens: list[str], units: str, corpus_type: str,
+                 chunk_frames: int = 0, right_context: int = -1) -> None:
+        super().__init__()
+        self.pipeline = StreamingPipeline(model, features, chunk_frames, right_context)
+        self.tokens: list[str] = list(tokens)
+        self.units: str = units
+        self.corpus_type: str = corpus_type
+        self.sample_rate: int = features.sample_rate
+        self.frame_shift_ms: float = features.frame_shift_ms
+        self.frame_seconds: float = features.frame_shift_ms / 1000 * model.frame_reduction
+        self.feature_config: str = json.dumps(features.to_dict())
+        self.chunk_frames: int = self.pipeline.chunk_frames
+        self.right_context: int = self.pipeline.right_context
+
+    @torch.jit.export
+    def initial_state(self) -> dict[str, torch.Tensor]:
+        return self.pipeline.initial_state()
+
+    @torch.jit.export
+    def step(self, samples: torch.Tensor, state: dict[str, torch.Tensor],
+             final: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.pipeline.step(samples, state, final)
+
+    @torch.jit.export
+    def finish(self, state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.pipeline.finish(state)
+
+    @torch.jit.export
+    def samples_needed(self, chunks: int) -> int:
+        return self.pipeline.samples_needed(chunks)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        log_probs, _ = self.pipeline.step(waveform, self.pipeline.initial_state(), True)
+        return log_probs
+
+
+def _experiment(exp: str | Path) -> Recognizer:
     rec = Recognizer.load(exp)
     if rec.model is None:
         raise LstmAsrError(f"{exp}: already an exported model; export from the experiment folder")
-    if not isinstance(rec.features, FeatureConfig):
-        raise LstmAsrError(f"{exp}: only speech models (waveform in) can be exported")
     return rec
 
 
-def export_torchscript(exp: str | Path, out: str | Path) -> Path:
-    """Write the experiment's best model as a TorchScript file; returns ``out``."""
-    rec = _speech_recognizer(exp)
+def _save_script(module: nn.Module, out: str | Path) -> Path:
     with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export, which has no LSTM yet
         warnings.simplefilter("ignore")
-        module = torch.jit.script(ExportedModel(rec.model.eval(), rec.features, rec.tokens, rec.units,
-                                                rec.corpus_type))
+        scripted = torch.jit.script(module)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    module.save(str(out))
+    with reporting_write_errors(out, "the exported model"):
+        scripted.save(str(out))
     return out
+
+
+def export_torchscript(exp: str | Path, out: str | Path, streaming: bool = False, quantize: str = "",
+                       chunk_frames: int = 0, right_context: int = -1) -> Path:
+    """Write the experiment's best model as a TorchScript file (whole recordings, or with ``streaming`` the
+    streaming pipeline); returns ``out``."""
+    rec = _experiment(exp)
+    model = quantized(rec.model.eval(), quantize)
+    if isinstance(rec.features, InkFeatureConfig):
+        if streaming:
+            raise LstmAsrError(f"{exp}: --streaming streams audio; a handwriting model exports whole (drop it)")
+        return _save_script(ExportedInkModel(model, rec.features, rec.tokens, rec.units, rec.corpus_type).eval(),
+                            out)
+    if streaming:
+        if not model.config.chunk_frames and not chunk_frames:
+            chunk_frames = 40 + (-40) % model.frame_reduction  # a whole-utterance model: 0.4 s chunks ...
+            right_context = chunk_frames if right_context < 0 else right_context  # ... and as much look-ahead
+        module: nn.Module = ExportedStream(model, rec.features, rec.tokens, rec.units, rec.corpus_type,
+                                           chunk_frames, right_context)
+    else:
+        module = ExportedModel(model, rec.features, rec.tokens, rec.units, rec.corpus_type)
+    return _save_script(module.eval(), out)
+
+
+def onnx_problem(model: BLSTMCTC) -> str | None:
+    """Why the network cannot go to ONNX (one line), or None when it can."""
+    c = model.config
+    if c.cell == "peephole":
+        return ("the peephole cell is a hand-written recurrence; ONNX export traces it into one fixed length, and "
+                "ONNX's own LSTM peepholes follow another formulation: use TorchScript")
+    if c.projection:
+        return "ONNX's LSTM operator has no projection (LSTMP): use TorchScript"
+    if model.latency_controlled:
+        return ("a latency-controlled model runs chunk by chunk with carried state, which ONNX export unrolls to "
+                "one fixed length: use TorchScript (or --streaming)")
+    return None
 
 
 def export_onnx(exp: str | Path, out: str | Path) -> Path:
@@ -156,7 +275,12 @@ def export_onnx(exp: str | Path, out: str | Path) -> Path:
         import onnx
     except ImportError:
         raise LstmAsrError("--format onnx needs the onnx package (pip install 'lstm-asr[onnx]')") from None
-    rec = _speech_recognizer(exp)
+    rec = Recognizer.load(exp)
+    if rec.model is None:
+        raise LstmAsrError(f"{exp}: already an exported model; export from the experiment folder")
+    problem = onnx_problem(rec.model)
+    if problem is not None:
+        raise LstmAsrError(f"{exp}: cannot export to ONNX: {problem}")
     net = SingleUtteranceNetwork(rec.model.eval())
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -166,10 +290,14 @@ def export_onnx(exp: str | Path, out: str | Path) -> Path:
         torch.onnx.export(net, (example,), str(out), input_names=["features"], output_names=["log_probs"],
                           dynamic_axes={"features": {0: "frames"}, "log_probs": {0: "frames"}}, dynamo=False)
     proto = onnx.load(str(out))
+    if isinstance(rec.features, FeatureConfig):
+        kind = ("kaldi fbank (torchaudio.compliance.kaldi defaults, waveform scaled by 32768) + deltas (win 5), not "
+                "normalised: the network normalises")
+    else:
+        kind = ("ink: lstm_asr.data.ink_features.featurize_ink (dx, dy, dt, pen-up, stroke start per resampled "
+                "point), not normalised: the network normalises")
     meta = {"tokens": json.dumps(rec.tokens), "units": rec.units,
-            "features": json.dumps({**rec.features.to_dict(), "kind": "kaldi fbank (torchaudio.compliance.kaldi "
-                                    "defaults, waveform scaled by 32768) + deltas (win 5), not normalised: the "
-                                    "network normalises"})}
+            "features": json.dumps({**rec.features.to_dict(), "kind": kind})}
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)
     onnx.save(proto, str(out))

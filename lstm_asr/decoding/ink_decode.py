@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from data_prep.iam_ondb import read_ink_and_truth
@@ -65,14 +66,20 @@ def transcribe_ink(rec: Recognizer, path: str | Path, beam: int = 1) -> InkResul
     except LstmAsrError as exc:
         raise CorpusError(path, str(exc)) from None
     x = torch.from_numpy(feats)
-    lp = rec.model(x.unsqueeze(0), torch.tensor([x.shape[0]]))[0]
+    if rec.model is None:  # an exported file: strokes in, its own ink normalisation inside
+        try:
+            lp = rec.scripted([torch.from_numpy(np.asarray(s, dtype=np.float64)) for s in ink.strokes])
+        except RuntimeError as exc:  # a scripted ``raise`` arrives as a RuntimeError
+            raise CorpusError(path, str(exc).strip().splitlines()[-1][:160]) from None
+    else:
+        lp = rec.model(x.unsqueeze(0), torch.tensor([x.shape[0]]))[0]
     if beam <= 1:
         hyp = greedy_decode(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
     else:
         hyp = prefix_beam_search(lp, beam=beam)[0]
     t = norm.points()[:, 2] + float(ink.points()[0, 2])
     frames = list(hyp.frames) if hyp.frames else [0] * len(hyp.tokens)
-    ends = frames[1:] + [len(t) - 1]
+    ends = frames[1:] + [len(t) - 1] if frames else []
     times = [(float(t[f]), float(t[min(e, len(t) - 1)])) for f, e in zip(frames, ends, strict=True)]
     tokens = [rec.tokens[i] for i in hyp.tokens]
     transcript = Transcript(str(path), tokens, times, float(hyp.score), ink.duration, "chars")

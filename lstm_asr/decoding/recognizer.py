@@ -91,10 +91,23 @@ class Recognizer:
         units = resolve_units(ckpt.get("corpus_type", ""), corpus.get("units") or "")
         return cls(model, features, tokens, ckpt.get("corpus_type", ""), units)
 
+    def quantize(self, kind: str) -> Recognizer:
+        """Use an int8 copy of the network (``kind="int8"``; ``""`` keeps float32): lstm_asr/nn/quantize.py."""
+        from lstm_asr.nn.quantize import quantized
+
+        if kind:
+            if self.model is None:
+                raise LstmAsrError("--quantize applies to an experiment; an exported file is quantized when "
+                                   "exported (lstm-asr export --quantize int8)")
+            self.model = quantized(self.model, kind)
+        return self
+
     @property
     def frame_seconds(self) -> float:
         """Seconds per output frame: the feature frame shift times the model's frame-rate reduction."""
-        reduction = self.model.frame_reduction if self.model is not None else 1
+        if self.model is None:  # an exported file knows its output frame shift
+            return float(getattr(self.scripted, "frame_seconds", self.features.frame_shift_ms / 1000))
+        reduction = self.model.frame_reduction
         return self.features.frame_shift_ms / 1000 * reduction
 
     @torch.inference_mode()
@@ -123,7 +136,7 @@ class Recognizer:
             hyp = prefix_beam_search(lp, beam=beam, token_top_k=token_top_k or None)[0]
         shift = self.frame_seconds
         frames = list(hyp.frames) if hyp.frames else [0] * len(hyp.tokens)
-        ends = frames[1:] + [lp.shape[0]]
+        ends = frames[1:] + [lp.shape[0]] if frames else []  # no tokens: no times (zip would refuse [T])
         # A token spans from the frame it is first emitted to the next token's frame (CTC spikes carry no
         # duration; this is the usual convention for token times from CTC output).
         times = [(f * shift, e * shift) for f, e in zip(frames, ends, strict=True)]
@@ -147,15 +160,15 @@ class ScriptedRecognizer(Recognizer):
     batch decoders (``batch_decode.decode_files``) then call :meth:`log_probs` per file.
     """
 
-    def __init__(self, module: torch.jit.ScriptModule, features: FeatureConfig, tokens: list[str],
-                 corpus_type: str, units: str) -> None:
+    def __init__(self, module: torch.jit.ScriptModule, features: FeatureConfig | InkFeatureConfig,
+                 tokens: list[str], corpus_type: str, units: str) -> None:
         self.scripted = module.eval()
         self.model = None
         self.features = features
         self.tokens = tokens
         self.corpus_type = corpus_type
         self.units = units
-        self.input_type = "audio"
+        self.input_type = "ink" if isinstance(features, InkFeatureConfig) else "audio"
 
     @classmethod
     def load_file(cls, path: str | Path) -> ScriptedRecognizer:
@@ -163,7 +176,8 @@ class ScriptedRecognizer(Recognizer):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 module = torch.jit.load(str(path), map_location="cpu")
-            features = FeatureConfig(**json.loads(module.feature_config))
+            feats = json.loads(module.feature_config)
+            features = InkFeatureConfig.from_dict(feats) if feats.get("type") == "ink" else FeatureConfig(**feats)
             tokens, units, corpus_type = list(module.tokens), str(module.units), str(module.corpus_type)
         except (RuntimeError, AttributeError, ValueError) as exc:
             raise LstmAsrError(f"{path}: not an lstm-asr export ({str(exc).splitlines()[0][:120]})") from None

@@ -24,6 +24,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from lstm_asr.nn.chunked import chunk_windows, lstm_cell_states, window_lengths
 from lstm_asr.nn.direction_threads import can_run_concurrently, run_directions
 
 
@@ -115,19 +116,30 @@ def join_directions(fwd: torch.Tensor, bwd_reversed: torch.Tensor, lengths: torc
 
 
 class BiRNNLayer(nn.Module):
-    """One bidirectional layer of nn.LSTM (``proj_size`` for LSTMP) or nn.GRU, one module per direction."""
+    """One layer of nn.LSTM (``proj_size`` for LSTMP) or nn.GRU, one module per direction.
 
-    def __init__(self, input_dim: int, hidden: int, cell: str = "lstm", projection: int = 0) -> None:
+    ``bidirectional=False`` keeps the forward direction only (a unidirectional stack, for the lowest latency).
+    :meth:`chunked` runs the layer latency-controlled (:mod:`lstm_asr.nn.chunked`).
+    """
+
+    def __init__(self, input_dim: int, hidden: int, cell: str = "lstm", projection: int = 0,
+                 bidirectional: bool = True) -> None:
         super().__init__()
+        self.cell = cell
+        self.bidirectional = bidirectional
         if cell == "gru":
             self.fwd: nn.Module = nn.GRU(input_dim, hidden, batch_first=True)
-            self.bwd: nn.Module = nn.GRU(input_dim, hidden, batch_first=True)
+            if bidirectional:
+                self.bwd: nn.Module = nn.GRU(input_dim, hidden, batch_first=True)
         else:
             self.fwd = nn.LSTM(input_dim, hidden, batch_first=True, proj_size=projection)
-            self.bwd = nn.LSTM(input_dim, hidden, batch_first=True, proj_size=projection)
-        self.output_dim = 2 * (projection or hidden)
+            if bidirectional:
+                self.bwd = nn.LSTM(input_dim, hidden, batch_first=True, proj_size=projection)
+        self.output_dim = (2 if bidirectional else 1) * (projection or hidden)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if not self.bidirectional:
+            return self.fwd(x)[0]
         batch, time = x.shape[0], x.shape[1]
         rows = reversal_rows(lengths, batch, time, x.device)  # one index for both reversals of the layer
         x_rev = _PermuteRows.apply(x.reshape(batch * time, -1), rows).view(x.shape)
@@ -137,6 +149,36 @@ class BiRNNLayer(nn.Module):
         else:
             out_f, out_b = self.fwd(x)[0], self.bwd(x_rev)[0]
         return join_directions(out_f, out_b, lengths, rows)
+
+    def chunked(self, x: torch.Tensor, look_ahead: torch.Tensor, lengths: torch.Tensor, chunk: int,
+                need_look_ahead: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latency-controlled pass (bidirectional layers): ``x`` (B, T, D) the chunk frames, ``look_ahead``
+        (B, K, R, D) each window's look-ahead frames (K = ceil(T / chunk)). Returns the outputs at the chunk frames
+        (B, T, output_dim) and, when ``need_look_ahead`` (not for the top layer), the provisional outputs at the
+        look-ahead frames (B, K, R, output_dim) for the next layer. No loop over chunks or frames."""
+        batch, steps, dim = x.shape
+        windows, right = look_ahead.shape[1], look_ahead.shape[2]
+        out_f, _ = self.fwd(x)
+        width = out_f.shape[-1]
+        la_f = out_f.new_zeros(batch, windows, right, width)
+        if need_look_ahead and right > 0:
+            # The forward direction continues into each window's look-ahead from the state at its chunk's end.
+            ends = ((torch.arange(windows, device=x.device) + 1) * chunk - 1).clamp_max(steps - 1)
+            h0 = out_f[:, ends].reshape(1, batch * windows, width)
+            flat = look_ahead.reshape(batch * windows, right, dim)
+            if self.cell == "gru":
+                la_f, _ = self.fwd(flat, h0.contiguous())
+            else:
+                c0 = lstm_cell_states(self.fwd, x, out_f)[:, ends].reshape(1, batch * windows, -1)
+                la_f, _ = self.fwd(flat, (h0.contiguous(), c0.contiguous()))
+            la_f = la_f.reshape(batch, windows, right, width)
+        # The backward direction starts afresh at the end of every window (cut at the utterance's end).
+        span = chunk + right
+        wlen = window_lengths(lengths, windows, chunk, span)
+        out_b, _ = self.bwd(reverse_padded(chunk_windows(x, look_ahead, chunk), wlen))
+        out_b = reverse_padded(out_b, wlen).reshape(batch, windows, span, width)
+        y = torch.cat([out_f, out_b[:, :, :chunk].reshape(batch, windows * chunk, width)[:, :steps]], dim=-1)
+        return y, torch.cat([la_f, out_b[:, :, chunk:]], dim=-1)
 
 
 def _tanh_(x: torch.Tensor) -> torch.Tensor:

@@ -31,18 +31,17 @@ def stack_frames(x: torch.Tensor, lengths: torch.Tensor, stack: int, subsample: 
     """Stack ``stack`` consecutive frames at every ``subsample``-th frame: (B, T, D) -> (B, ceil(T/s), stack*D).
 
     Output frame ``k`` is frames ``k*subsample .. k*subsample + stack - 1`` side by side, zeros past the end.
-    Returns the stacked batch and the new lengths. One ``unfold``, no loop over frames.
+    Returns the stacked batch and the new lengths. One strided slice per stacked frame, no loop over frames.
     """
     if stack == 1 and subsample == 1:
         return x, lengths
-    batch, steps, dim = x.shape
+    steps = x.shape[1]
     out_steps = -(-steps // subsample)
     need = (out_steps - 1) * subsample + stack
     x = mask_padding(x, lengths)
     if need > steps:
         x = torch.nn.functional.pad(x, (0, 0, 0, need - steps))
-    elif need < steps:
-        x = x[:, :need]
-    windows = x.unfold(1, stack, subsample)  # (B, out_steps, D, stack)
-    return windows.transpose(2, 3).reshape(batch, out_steps, stack * dim), reduced_length(lengths, subsample)
-
+    # Frame j of every window is a strided slice (data movement only, and ONNX exports it at any length, which
+    # it does not for unfold).
+    parts = [x[:, j: j + (out_steps - 1) * subsample + 1: subsample] for j in range(stack)]
+    return torch.cat(parts, dim=-1), reduced_length(lengths, subsample)

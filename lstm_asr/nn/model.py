@@ -23,8 +23,10 @@ from torch import nn
 from lstm_asr.data.features import Normalizer
 from lstm_asr.errors import LstmAsrError
 from lstm_asr.nn.cells import BiLayer, BiRNNLayer, PeepholeBiLSTMLayer
+from lstm_asr.nn.chunked import mask_look_ahead, right_context_frames
 from lstm_asr.nn.dropout import Dropout
-from lstm_asr.nn.frame_rate import reduced_length, stack_frames
+from lstm_asr.nn.frame_rate import mask_padding, reduced_length, stack_frames
+from lstm_asr.recipe import latency_control_problem
 
 CELLS = ("lstm", "peephole", "gru")
 
@@ -46,6 +48,11 @@ class ModelConfig:
     stack_frames: int = 1  # input frames stacked side by side (Sak et al. 2015: 3)
     subsample: int = 1  # keep every n-th stacked frame (Sak et al. 2015: 3, a 30 ms rate)
     pyramid: int = 0  # layers (from the bottom) after which neighbouring frame pairs are concatenated (rate / 2)
+    bidirectional: bool = True  # false: forward direction only (a unidirectional stack; lowest latency)
+    # Latency-controlled BLSTM (lstm_asr/nn/chunked.py): chunks of chunk_frames input frames, each with right_context
+    # input frames of look-ahead; 0 = whole utterance. Both count input (feature) frames, before any reduction.
+    chunk_frames: int = 0
+    right_context: int = 0
 
     def __post_init__(self) -> None:
         if self.init not in ("default", "uniform"):
@@ -70,6 +77,10 @@ class ModelConfig:
         if not 0 <= self.pyramid < self.layers:
             raise LstmAsrError(f"model.pyramid: {self.pyramid} must be between 0 and model.layers - 1 "
                                f"({self.layers - 1})")
+        problem = latency_control_problem(self.cell, self.bidirectional, self.chunk_frames, self.right_context,
+                                          self.frame_reduction)
+        if problem is not None:
+            raise LstmAsrError(f"{problem[0]}: {problem[1]}")
 
     @property
     def frame_reduction(self) -> int:
@@ -80,8 +91,8 @@ class ModelConfig:
 class BiLSTMLayer(BiRNNLayer):
     """One bidirectional layer: forward LSTM on the inputs, backward LSTM on per-sequence reversed inputs."""
 
-    def __init__(self, input_dim: int, hidden: int, projection: int = 0) -> None:
-        super().__init__(input_dim, hidden, "lstm", projection)
+    def __init__(self, input_dim: int, hidden: int, projection: int = 0, bidirectional: bool = True) -> None:
+        super().__init__(input_dim, hidden, "lstm", projection, bidirectional)
 
 
 def make_layer(config: ModelConfig, input_dim: int) -> BiLayer:
@@ -89,8 +100,8 @@ def make_layer(config: ModelConfig, input_dim: int) -> BiLayer:
     if config.cell == "peephole":
         return PeepholeBiLSTMLayer(input_dim, config.hidden, config.peephole_output_activation)
     if config.cell == "gru":
-        return BiRNNLayer(input_dim, config.hidden, "gru")
-    return BiLSTMLayer(input_dim, config.hidden, config.projection)
+        return BiRNNLayer(input_dim, config.hidden, "gru", bidirectional=config.bidirectional)
+    return BiLSTMLayer(input_dim, config.hidden, config.projection, config.bidirectional)
 
 
 class BLSTMCTC(nn.Module):
@@ -132,16 +143,49 @@ class BLSTMCTC(nn.Module):
             lengths = reduced_length(lengths, 2)
         return lengths
 
+    @property
+    def latency_controlled(self) -> bool:
+        """True when the layers run chunk by chunk with a bounded look-ahead (``model.chunk_frames``)."""
+        return bool(self.config.chunk_frames) and self.config.bidirectional
+
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         c = self.config
         x, lengths = stack_frames(self.normalizer(features), lengths, c.stack_frames, c.subsample)
+        if self.latency_controlled:
+            x = self._chunked_layers(x, lengths)
+            return self.log_probs(x)
         for i, layer in enumerate(self.layers):
             # Dropout on each layer's output (Graves-style), never on the input features.
             x = self.dropout(layer(x, lengths))
             if i < c.pyramid:
                 x, lengths = stack_frames(x, lengths, 2, 2)
-        # Log-softmax in the weights' precision: CPU autocast would return bf16 log-probs to the CTC loss and decoders.
-        return torch.log_softmax(self.output(x).to(self.output.weight.dtype), dim=-1)
+        return self.log_probs(x)
+
+    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """The output layer and log-softmax, in float32 at least: CPU autocast would hand bf16 log-probs to the CTC
+        loss and the decoders. (``self.output`` may be int8-quantized, whose weight is a method, not a tensor.)"""
+        y = self.output(x)
+        return torch.log_softmax(y.float() if y.dtype in (torch.bfloat16, torch.float16) else y, dim=-1)
+
+    def _chunked_layers(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The layers latency-controlled over whole (padded) utterances: every window's look-ahead frames travel
+        through all layers beside the chunks (lstm_asr/nn/chunked.py), all windows at once."""
+        c = self.config
+        chunk, right = c.chunk_frames // c.subsample, c.right_context // c.subsample  # in the layers' frames
+        windows = max(1, -(-x.shape[1] // chunk))
+        look_ahead = right_context_frames(mask_padding(x, lengths), windows, chunk, right)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x, look_ahead = layer.chunked(x, look_ahead, lengths, chunk, need_look_ahead=i < last)
+            x, look_ahead = self.dropout(x), self.dropout(look_ahead)
+            if i < c.pyramid:
+                # Frame pairs are concatenated in the chunks and in the look-ahead alike (both even lengths).
+                look_ahead = mask_look_ahead(look_ahead, lengths, chunk)
+                b, k, r, d = look_ahead.shape
+                look_ahead = look_ahead.reshape(b, k, r // 2, 2 * d)
+                x, lengths = stack_frames(x, lengths, 2, 2)
+                chunk //= 2
+        return x
 
     def num_parameters(self) -> int:
         """Number of trainable weights (Graves 2013 quotes 3.8M for 3x250 with 123 inputs and 62 outputs)."""

@@ -70,7 +70,8 @@ def build_model(recipe: Recipe, input_dim: int, num_classes: int) -> BLSTMCTC:
     cfg = ModelConfig(input_dim=input_dim, num_classes=num_classes, hidden=m.hidden, layers=m.layers,
                       dropout=m.dropout, init=m.init, init_scale=m.init_scale, cell=m.cell, projection=m.projection,
                       peephole_output_activation=m.peephole_output_activation, stack_frames=m.stack_frames,
-                      subsample=m.subsample, pyramid=m.pyramid)
+                      subsample=m.subsample, pyramid=m.pyramid, bidirectional=m.bidirectional,
+                      chunk_frames=m.chunk_frames, right_context=m.right_context)
     return BLSTMCTC(cfg)
 
 
