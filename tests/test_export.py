@@ -127,4 +127,4 @@ def test_export_bad_format_and_not_a_model(libri_exp, tmp_path):
 def test_evaluate_prints_wer_and_sclite_summary(libri_exp):
     done = run_cli("evaluate", str(libri_exp), "--split", "test")
     assert done.returncode == 0, done.stderr
-    assert "test: WER" in done.stdout and "| SPKR" in done.stdout and "CER" in done.stdout
+    assert "test (best.pt): WER" in done.stdout and "| SPKR" in done.stdout and "CER" in done.stdout
