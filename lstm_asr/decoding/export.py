@@ -93,10 +93,10 @@ class SingleUtteranceNetwork(nn.Module):
     def __init__(self, model: BLSTMCTC) -> None:
         super().__init__()
         c = model.config
-        if c.cell != "lstm" or c.projection or c.frame_reduction > 1 or c.stack_frames > 1:
+        if c.cell != "lstm" or c.projection or c.frame_reduction > 1 or c.stack_frames > 1 or c.conv_layers:
             raise LstmAsrError(f"export supports plain LSTM models only, not model.cell {c.cell!r}, projection "
                                f"{c.projection}, stack_frames {c.stack_frames}, subsample {c.subsample}, "
-                               f"pyramid {c.pyramid}")
+                               f"pyramid {c.pyramid}, conv_layers {c.conv_layers}")
         self.normalizer = model.normalizer
         self.layers = nn.ModuleList(_Direction(layer.fwd, layer.bwd) for layer in model.layers)
         self.output = model.output
