@@ -255,7 +255,9 @@ def run_study(plan: StudyPlan, jobs: int = 1,
 
 
 def _train_runs(plan: StudyPlan, jobs: int, echo: typing.Callable[[str], None]) -> None:
-    runs = [(s, k) for s in plan.settings for k in range(plan.seeds)]
+    # Seed-major: every setting's seed 0, then every setting's seed 1, ...: a study stopped part-way (or given a
+    # time limit) has comparable runs of every setting rather than all seeds of the first few.
+    runs = [(s, k) for k in range(plan.seeds) for s in plan.settings]
     pending = [(s, k) for s, k in runs if not (plan.run_folder(s, k) / "results.json").exists()]
     echo(f"study {plan.out}: {len(plan.settings)} settings x {plan.seeds} seeds = {len(runs)} runs; "
          f"{len(runs) - len(pending)} finished, {len(pending)} to train ({jobs} at a time)")
