@@ -18,8 +18,8 @@ from lstm_asr.errors import FIXABLE_ERRNOS, LstmAsrError, os_error_problem, repo
 
 # ``--help`` lists the commands in the order a user meets them (typer's own order is definition order, with command
 # groups last); a command missing here comes after these.
-COMMAND_ORDER = ("synth", "prep", "train", "average", "decode", "evaluate", "align", "lm", "report", "plot", "export",
-                 "serve", "render")
+COMMAND_ORDER = ("synth", "prep", "train", "average", "decode", "evaluate", "align", "lm", "report", "plot", "study",
+                 "export", "serve", "render")
 
 
 class PipelineOrder(TyperGroup):
@@ -176,6 +176,30 @@ def plot(
     draw_curves(curves, output, steps=steps, smooth_window=smooth)
     print(f"wrote {output}: {len(curves)} experiments, " + ", ".join(f"{c.name} {len(c.epochs)} epochs"
                                                                      for c in curves))
+
+
+@app.command()
+def study(
+    recipe: RecipeArg,
+    vary: Annotated[list[str] | None, typer.Option("--vary", help="A recipe key and its values: key=a,b,c "
+                                                             "(repeatable: the grid is their product; the first "
+                                                             "setting is the reference).")] = None,
+    seeds: Annotated[int, typer.Option(help="Runs per setting (training.seed = the recipe's + 0, 1, ...).")] = 3,
+    jobs: Annotated[int, typer.Option(help="Runs trained at once (each a subprocess; give them "
+                                           "training.threads=1 on a small machine).")] = 1,
+    set_: SetOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Study folder (default: exp/study_<recipe name>).")] = None,
+) -> None:
+    """Train a grid of settings x seeds (resumable: run it again to continue), then write a table and a plot of
+    mean and spread per setting, with Welch's t-test against the first setting."""
+    from lstm_asr.training.study import plan_study, run_study
+
+    plan = plan_study(recipe, vary or [], seeds, set_ or [], out)
+    table, figure = run_study(plan, jobs)
+    print()
+    print(table, end="")
+    print(f"study: {plan.out} (table.md, summary.json{', ' + figure.name if figure else ''}; runs in "
+          f"{plan.out / 'runs'})" + ("" if figure else " -- no plot: pip install 'lstm-asr[plot]'"))
 
 
 LmOpt = Annotated[Path | None, typer.Option("--lm", help="ARPA language model (default: the recipe's decoding.lm).")]

@@ -73,9 +73,12 @@ class ModelSection:
     dropout: float = 0.0
     init: str = "default"
     init_scale: float = 0.1
-    cell: str = "lstm"  # lstm (nn.LSTM), peephole (Gers & Schmidhuber 2000) or gru
+    # lstm (nn.LSTM), peephole (Gers & Schmidhuber 2000), gru; Greff et al. 2017's variants of the peephole LSTM:
+    # nig, nfg, nog, niaf, noaf, np, cifg, fgr; lstm1997 (no forget gate, no peepholes); convlstm (Shi et al. 2015,
+    # over frequency); lmu (Voelker et al. 2019)
+    cell: str = "lstm"
     projection: int = 0  # LSTMP projection size per direction (cell lstm only); 0 = none
-    peephole_output_activation: str = "tanh"  # peephole cell: h = o * tanh(c) or, with identity, o * c
+    peephole_output_activation: str = "tanh"  # peephole family: h = o * tanh(c) or, with identity, o * c (= noaf)
     stack_frames: int = 1  # input frames stacked side by side (Sak et al. 2015: 3)
     subsample: int = 1  # keep every n-th stacked frame (Sak et al. 2015: 3, i.e. 30 ms)
     pyramid: int = 0  # lowest layers after which frame pairs are concatenated (each halves the rate)
@@ -84,6 +87,12 @@ class ModelSection:
     # right_context more frames of look-ahead; forward state carried across chunks. 0 = whole utterances.
     chunk_frames: int = 0
     right_context: int = 0
+    conv_layers: int = 0  # lowest layers that are ConvLSTM layers (any cell but convlstm, whose layers all are)
+    conv_channels: int = 8  # ConvLSTM state channels (state: channels x frequency bins per direction)
+    conv_kernel: int = 5  # ConvLSTM taps along frequency (odd, at most the bins: mel bins + energy)
+    lmu_order: int = 32  # lmu: Legendre coefficients per memory (d)
+    lmu_theta: float = 50.0  # lmu: the memory's window, in frames at the layer's frame rate
+    lmu_memories: int = 8  # lmu: memory inputs (each with its own d coefficients)
 
 
 @dataclass
@@ -178,7 +187,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "corpus.generate.kind": ("timit", "ondb"),
     "features.type": ("fbank", "ink"),
     "model.init": ("default", "uniform"),
-    "model.cell": ("lstm", "peephole", "gru"),
+    "model.cell": ("lstm", "peephole", "gru", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr", "lstm1997",
+                   "convlstm", "lmu"),
     "model.peephole_output_activation": ("tanh", "identity"),
     "training.optimizer": ("adam", "sgd"),
     "training.schedule": ("constant", "newbob", "cosine"),
@@ -188,6 +198,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 POSITIVE = {"features.num_mel_bins", "model.hidden", "model.layers", "model.stack_frames", "model.subsample",
+            "model.conv_channels", "model.conv_kernel", "model.lmu_order", "model.lmu_theta", "model.lmu_memories",
             "training.max_epochs",
             "training.max_frames", "training.max_batch", "training.log_every", "decoding.beam",
             "training.max_bad_steps",
@@ -199,7 +210,7 @@ NON_NEGATIVE = {"features.deltas", "model.dropout", "training.momentum", "traini
                 "training.spec_time_masks", "training.spec_time_width", "training.spec_freq_masks",
                 "training.spec_freq_width", "training.newbob_factor", "training.average_last",
                 "decoding.token_top_k", "model.init_scale", "model.projection", "model.pyramid", "decoding.lm_weight",
-                "model.chunk_frames", "model.right_context"}
+                "model.chunk_frames", "model.right_context", "model.conv_layers"}
 
 
 STREAMABLE_CELLS = ("lstm", "gru")  # cells with latency-controlled (chunked) and unidirectional layers
@@ -404,6 +415,7 @@ def _check_values(recipe: Recipe, source: str) -> None:
                                       m.subsample * 2**m.pyramid)
     if problem is not None:
         raise RecipeError(source, *problem)
+    _check_conv(recipe, source)
     if recipe.features.deltas > 2:
         raise RecipeError(source, "features.deltas", "must be 0, 1 or 2")
     if recipe.training.tensorboard not in (True, False, "auto"):
@@ -438,6 +450,27 @@ def _check_augment(a: AugmentSection, source: str) -> None:
             raise RecipeError(source, f"augment.{key}", f"expected a range [low, high] with low <= high, got {r!r}")
         if r[0] < lo or r[1] > hi:
             raise RecipeError(source, f"augment.{key}", f"must lie within [{lo:g}, {hi:g}], got {r!r}")
+
+
+def _check_conv(recipe: Recipe, source: str) -> None:
+    """ConvLSTM layers (model.cell convlstm, model.conv_layers) convolve along the frequency bins of fbank frames."""
+    m, feats = recipe.model, recipe.features
+    if m.cell != "convlstm" and m.conv_layers >= m.layers:
+        raise RecipeError(source, "model.conv_layers", f"must be below model.layers ({m.layers}); for ConvLSTM "
+                          "layers only, use model.cell: convlstm")
+    if m.cell != "convlstm" and m.conv_layers == 0:
+        return
+    key = "model.cell" if m.cell == "convlstm" else "model.conv_layers"
+    if feats.type != "fbank":
+        raise RecipeError(source, key, f"ConvLSTM layers convolve along frequency and need features.type fbank, not "
+                          f"{feats.type!r}")
+    bins = feats.num_mel_bins + int(feats.use_energy)
+    if m.conv_kernel % 2 == 0:
+        raise RecipeError(source, "model.conv_kernel", f"must be odd (a kernel centred on each bin), got "
+                          f"{m.conv_kernel}")
+    if m.conv_kernel > bins:
+        raise RecipeError(source, "model.conv_kernel", f"{m.conv_kernel} is larger than the {bins} frequency bins "
+                          "of the features (features.num_mel_bins + energy)")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -82,11 +82,12 @@ def test_bf16_autocast_on_cpu_trains_with_float32_ctc(tiny_corpus: Path, tmp_pat
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses) and results["skipped_steps"] == 0
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "peephole"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "peephole", "fgr", "cifg", "convlstm", "lmu"])
 def test_every_cell_runs_under_bf16_autocast(cell: str) -> None:
     torch.manual_seed(0)
-    model = BLSTMCTC(ModelConfig(input_dim=5, num_classes=4, hidden=8, layers=2, cell=cell))
-    x, lengths = torch.randn(2, 9, 5), torch.tensor([9, 6])
+    model = BLSTMCTC(ModelConfig(input_dim=6, num_classes=4, hidden=8, layers=2, cell=cell, freq_bins=3,
+                                 conv_channels=2, conv_kernel=3, lmu_order=4, lmu_theta=4.0, lmu_memories=2))
+    x, lengths = torch.randn(2, 9, 6), torch.tensor([9, 6])
     ref = model(x, lengths)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x, lengths)

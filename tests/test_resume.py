@@ -142,3 +142,20 @@ def test_recipe_differences_ignore_runtime_keys_and_new_keys_left_at_default() -
     new["training"]["schedule"] = "cosine"
     new["training"]["lr"] = 0.5
     assert recipe_differences(old, new) == ["training.lr", "training.schedule"]
+
+
+def test_checkpoints_from_before_new_model_fields_still_resume() -> None:
+    """A model_config written before a ModelConfig field existed (e.g. conv_layers, lmu_order) is the same model
+    when the new field is at its default; a real difference is still refused."""
+    from dataclasses import asdict
+
+    from lstm_asr.nn.model import ModelConfig
+    from lstm_asr.recipe import Recipe
+    from lstm_asr.training.resume import check_resumable
+
+    config = asdict(ModelConfig(input_dim=5, num_classes=4, cell="peephole"))
+    old = {k: v for k, v in config.items() if not k.startswith(("conv_", "lmu_", "freq_"))}
+    ckpt = {"loop": {}, "optimizer": {}, "model_config": old, "recipe": Recipe().to_dict()}
+    check_resumable(ckpt, Recipe().to_dict(), config, "last.pt", force=False)
+    with pytest.raises(LstmAsrError, match=r"last.pt: checkpoint is from another model \(differs in lmu_order\)"):
+        check_resumable(ckpt, Recipe().to_dict(), {**config, "lmu_order": 8}, "last.pt", force=False)

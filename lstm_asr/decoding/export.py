@@ -33,7 +33,7 @@ from lstm_asr.data.ink_script import ScriptableInkFeatures
 from lstm_asr.data.kaldi_fbank import ScriptableFbank
 from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.errors import LstmAsrError, reporting_write_errors
-from lstm_asr.nn.cells import BiRNNLayer, PeepholeBiLSTMLayer
+from lstm_asr.nn.cells import VARIANTS, BiRNNLayer, PeepholeBiLSTMLayer
 from lstm_asr.nn.frame_rate import stack_frames
 from lstm_asr.nn.model import BLSTMCTC
 from lstm_asr.nn.quantize import quantized
@@ -87,6 +87,12 @@ class _RNNWhole(nn.Module):
 
 def _whole_layer(layer: nn.Module) -> nn.Module:
     if isinstance(layer, PeepholeBiLSTMLayer):
+        # The TorchScript recurrence is the peephole LSTM's (with or without the output activation); Greff et al.'s
+        # other variants and the 1997 LSTM have other equations and no TorchScript form yet.
+        if layer.spec not in (VARIANTS["peephole"], VARIANTS["noaf"]):
+            name = next((k for k, v in VARIANTS.items() if v == layer.spec), "a peephole-family variant")
+            raise LstmAsrError(f"export: no TorchScript form for model.cell {name} (peephole, lstm, gru and their "
+                               "projections export)")
         return _PeepholeWhole(layer)
     if isinstance(layer, BiRNNLayer):
         return _RNNWhole(layer)

@@ -6,8 +6,9 @@ and never reaches the backward state of any real frame. Measured on this 2-core 
 this trains several times faster than ``pack_padded_sequence`` while giving each utterance exactly the outputs it
 gets alone in a batch of one.
 
-The cell (``lstm``, ``gru``, ``peephole``; a projection for ``lstm``) is chosen in the config
-(``lstm_asr/nn/cells.py``),
+The cell is chosen in the config: ``lstm`` (nn.LSTM, optionally projected), ``gru``, the peephole LSTM and its
+variants (Greff et al. 2017's eight and the 1997 LSTM; ``lstm_asr/nn/cells.py``), ``lmu`` (``lstm_asr/nn/lmu.py``) and
+``convlstm`` (``lstm_asr/nn/convlstm.py``; also usable as the lowest ``conv_layers`` layers under any other cell),
 and so is frame-rate reduction (input frame stacking with subsampling, pyramidal halving between layers;
 ``lstm_asr/nn/frame_rate.py``): the network then emits fewer frames than it reads, and :meth:`BLSTMCTC.output_lengths`
 says how many.
@@ -22,13 +23,18 @@ from torch import nn
 
 from lstm_asr.data.features import Normalizer
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.nn.cells import BiLayer, BiRNNLayer, PeepholeBiLSTMLayer
+from lstm_asr.nn.cells import VARIANTS, BiLayer, BiRNNLayer, PeepholeBiLSTMLayer, variant_spec
 from lstm_asr.nn.chunked import mask_look_ahead, right_context_frames
+from lstm_asr.nn.convlstm import ConvLSTMBiLayer
 from lstm_asr.nn.dropout import Dropout
 from lstm_asr.nn.frame_rate import mask_padding, reduced_length, stack_frames
+from lstm_asr.nn.lmu import LMUBiLayer
 from lstm_asr.recipe import latency_control_problem
 
-CELLS = ("lstm", "peephole", "gru")
+# The peephole family (one hand-written recurrence, lstm_asr/nn/cells.py): the peephole LSTM (Gers & Schmidhuber
+# 2000, Greff et al.'s "vanilla"), Greff et al.'s eight variants and the 1997 LSTM.
+PEEPHOLE_FAMILY = tuple(VARIANTS)
+CELLS = ("lstm", "peephole", "gru", *PEEPHOLE_FAMILY[1:], "convlstm", "lmu")
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,9 @@ class ModelConfig:
     dropout: float = 0.0
     init: str = "default"  # "default" (PyTorch's) or "uniform" (Graves 2013: U(-init_scale, init_scale))
     init_scale: float = 0.1
-    cell: str = "lstm"  # "lstm" (nn.LSTM), "peephole" (Gers & Schmidhuber 2000) or "gru"
+    cell: str = "lstm"  # one of CELLS: "lstm" (nn.LSTM), "gru", the peephole family, "convlstm", "lmu"
     projection: int = 0  # LSTMP (Sak et al. 2014): recurrent projection size per direction; 0 = none (lstm only)
-    peephole_output_activation: str = "tanh"  # peephole cell: h = o * tanh(c), or "identity": h = o * c
+    peephole_output_activation: str = "tanh"  # peephole family: h = o * tanh(c), or "identity": h = o * c (NOAF)
     stack_frames: int = 1  # input frames stacked side by side (Sak et al. 2015: 3)
     subsample: int = 1  # keep every n-th stacked frame (Sak et al. 2015: 3, a 30 ms rate)
     pyramid: int = 0  # layers (from the bottom) after which neighbouring frame pairs are concatenated (rate / 2)
@@ -53,6 +59,16 @@ class ModelConfig:
     # input frames of look-ahead; 0 = whole utterance. Both count input (feature) frames, before any reduction.
     chunk_frames: int = 0
     right_context: int = 0
+    # ConvLSTM (Shi et al. 2015) over frequency: every layer with cell "convlstm", else the lowest conv_layers.
+    conv_layers: int = 0
+    conv_channels: int = 8  # state channels (the state is conv_channels x freq_bins per direction)
+    conv_kernel: int = 5  # taps along frequency (odd)
+    freq_bins: int = 0  # frequency bins of one input frame (mel bins + energy); 0 = not filterbank features
+    # LMU (Voelker et al. 2019): Legendre memory of lmu_order coefficients over a window of lmu_theta frames (at
+    # the layer's frame rate) for each of lmu_memories inputs; model.hidden is the hidden state's size.
+    lmu_order: int = 32
+    lmu_theta: float = 50.0
+    lmu_memories: int = 8
 
     def __post_init__(self) -> None:
         if self.init not in ("default", "uniform"):
@@ -72,6 +88,21 @@ class ModelConfig:
         if self.peephole_output_activation not in ("tanh", "identity"):
             raise LstmAsrError(f"model.peephole_output_activation: {self.peephole_output_activation!r} is not "
                                "one of tanh, identity")
+        if self.conv_layers < 0 or (self.cell != "convlstm" and self.conv_layers >= self.layers):
+            raise LstmAsrError(f"model.conv_layers: {self.conv_layers} must be between 0 and model.layers - 1 "
+                               f"({self.layers - 1}); for ConvLSTM layers only use model.cell convlstm")
+        if self.uses_conv:
+            if self.freq_bins < 1 or (self.input_dim * self.stack_frames) % self.freq_bins:
+                raise LstmAsrError("model.cell convlstm / model.conv_layers: the ConvLSTM needs filterbank features "
+                                   "(features.type fbank), whose frames are channels of frequency bins")
+            if self.conv_channels < 1 or self.conv_kernel < 1 or self.conv_kernel % 2 == 0:
+                raise LstmAsrError(f"model.conv_channels and model.conv_kernel must be >= 1 and the kernel odd "
+                                   f"(got {self.conv_channels}, {self.conv_kernel})")
+            if self.conv_kernel > self.freq_bins:
+                raise LstmAsrError(f"model.conv_kernel: {self.conv_kernel} is larger than the {self.freq_bins} "
+                                   "frequency bins of the features")
+        if self.lmu_order < 1 or self.lmu_memories < 1 or not self.lmu_theta > 0:
+            raise LstmAsrError("model.lmu_order, lmu_memories and lmu_theta must be > 0")
         if self.stack_frames < 1 or self.subsample < 1:
             raise LstmAsrError("model.stack_frames and model.subsample must be >= 1")
         if not 0 <= self.pyramid < self.layers:
@@ -87,6 +118,11 @@ class ModelConfig:
         """How many input frames make one output frame (output frame shift / input frame shift)."""
         return self.subsample * 2**self.pyramid
 
+    @property
+    def uses_conv(self) -> bool:
+        """Whether any layer is a ConvLSTM layer."""
+        return self.cell == "convlstm" or self.conv_layers > 0
+
 
 class BiLSTMLayer(BiRNNLayer):
     """One bidirectional layer: forward LSTM on the inputs, backward LSTM on per-sequence reversed inputs."""
@@ -95,10 +131,16 @@ class BiLSTMLayer(BiRNNLayer):
         super().__init__(input_dim, hidden, "lstm", projection, bidirectional)
 
 
-def make_layer(config: ModelConfig, input_dim: int) -> BiLayer:
-    """One bidirectional layer of the configured cell; its ``output_dim`` is what the next layer reads."""
-    if config.cell == "peephole":
-        return PeepholeBiLSTMLayer(input_dim, config.hidden, config.peephole_output_activation)
+def make_layer(config: ModelConfig, input_dim: int, depth: int = 0) -> BiLayer:
+    """Bidirectional layer number ``depth`` (0 = lowest) of the configured stack; its ``output_dim`` is what the
+    next layer reads."""
+    if config.cell == "convlstm" or depth < config.conv_layers:
+        return ConvLSTMBiLayer(input_dim, config.freq_bins, config.conv_channels, config.conv_kernel)
+    if config.cell in PEEPHOLE_FAMILY:
+        return PeepholeBiLSTMLayer(input_dim, config.hidden,
+                                   spec=variant_spec(config.cell, config.peephole_output_activation))
+    if config.cell == "lmu":
+        return LMUBiLayer(input_dim, config.hidden, config.lmu_order, config.lmu_theta, config.lmu_memories)
     if config.cell == "gru":
         return BiRNNLayer(input_dim, config.hidden, "gru", bidirectional=config.bidirectional)
     return BiLSTMLayer(input_dim, config.hidden, config.projection, config.bidirectional)
@@ -119,7 +161,7 @@ class BLSTMCTC(nn.Module):
         self.normalizer = Normalizer(config.input_dim)
         layers, dim = [], config.input_dim * config.stack_frames
         for i in range(config.layers):
-            layers.append(make_layer(config, dim))
+            layers.append(make_layer(config, dim, i))
             # A pyramid step after this layer concatenates frame pairs: the next layer reads twice the width.
             dim = layers[-1].output_dim * (2 if i < config.pyramid else 1)
         self.layers = nn.ModuleList(layers)

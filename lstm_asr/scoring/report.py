@@ -1,4 +1,5 @@
-"""``lstm-asr report EXP...``: one markdown table comparing finished experiments with the papers they reproduce."""
+"""``lstm-asr report EXP...``: one markdown table comparing finished experiments with the papers they reproduce, and
+the table of each study folder (``lstm_asr/scoring/study_report.py``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import yaml
 
 from lstm_asr.errors import LstmAsrError
+from lstm_asr.scoring.study_report import is_study, read_study, study_table
 
 COLUMNS = ("recipe", "parameters", "epochs", "hours", "dev PER", "test PER", "paper PER", "scoring")
 
@@ -38,8 +40,17 @@ def experiment_row(exp: Path) -> dict[str, str]:
 
 
 def report_table(exps: list[Path]) -> str:
-    """A markdown table with one row per experiment."""
-    rows = [experiment_row(exp) for exp in exps]
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(row[c].replace("|", "/") for c in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    """A markdown table with one row per experiment; a study folder (``lstm-asr study``) gets its own table of
+    settings (mean and spread over seeds, significance against the first setting) after it."""
+    plain = [exp for exp in exps if not is_study(exp)]
+    parts = []
+    if plain:
+        rows = [experiment_row(exp) for exp in plain]
+        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+        lines += ["| " + " | ".join(row[c].replace("|", "/") for c in COLUMNS) + " |" for row in rows]
+        parts.append("\n".join(lines) + "\n")
+    for exp in exps:
+        if is_study(exp):
+            summary = read_study(exp)
+            parts.append(f"Study {exp}: `{summary.command}`\n\n{study_table(summary)}")
+    return "\n".join(parts)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -115,8 +115,12 @@ def check_resumable(ckpt: dict[str, Any], recipe: dict[str, Any], model_config: 
     """Refuse a checkpoint of another model always, and of a changed recipe unless ``force``: one-line errors."""
     if "loop" not in ckpt or "optimizer" not in ckpt:
         raise LstmAsrError(f"{path}: cannot resume: the checkpoint holds no training state")
-    if ckpt.get("model_config") != model_config:
-        old = ckpt.get("model_config") or {}
+    # A checkpoint written before a ModelConfig field existed has that field at its default.
+    from lstm_asr.nn.model import ModelConfig
+
+    defaults = {f.name: f.default for f in fields(ModelConfig) if f.default is not MISSING}
+    if {**defaults, **(ckpt.get("model_config") or {})} != {**defaults, **model_config}:
+        old = {**defaults, **(ckpt.get("model_config") or {})}
         keys = sorted(k for k in old.keys() | model_config.keys() if old.get(k) != model_config.get(k))
         raise LstmAsrError(f"{path}: checkpoint is from another model (differs in {', '.join(keys)})")
     diff = recipe_differences(ckpt.get("recipe") or {}, recipe)

@@ -66,12 +66,17 @@ def normalizer_from(split: FeatureSplit, chunk: int = 200_000) -> Normalizer:
 
 
 def build_model(recipe: Recipe, input_dim: int, num_classes: int) -> BLSTMCTC:
-    m = recipe.model
+    m, f = recipe.model, recipe.features
+    uses_conv = m.cell == "convlstm" or m.conv_layers > 0
+    # ConvLSTM layers see a frame as channels of frequency bins: the mel bins and the energy coefficient.
+    freq_bins = f.num_mel_bins + int(f.use_energy) if uses_conv and f.type == "fbank" else 0
     cfg = ModelConfig(input_dim=input_dim, num_classes=num_classes, hidden=m.hidden, layers=m.layers,
                       dropout=m.dropout, init=m.init, init_scale=m.init_scale, cell=m.cell, projection=m.projection,
                       peephole_output_activation=m.peephole_output_activation, stack_frames=m.stack_frames,
                       subsample=m.subsample, pyramid=m.pyramid, bidirectional=m.bidirectional,
-                      chunk_frames=m.chunk_frames, right_context=m.right_context)
+                      chunk_frames=m.chunk_frames, right_context=m.right_context, conv_layers=m.conv_layers,
+                      conv_channels=m.conv_channels, conv_kernel=m.conv_kernel, freq_bins=freq_bins,
+                      lmu_order=m.lmu_order, lmu_theta=m.lmu_theta, lmu_memories=m.lmu_memories)
     return BLSTMCTC(cfg)
 
 
