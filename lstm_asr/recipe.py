@@ -91,6 +91,9 @@ class TrainingSection:
     patience: int = 5  # epochs without a better dev PER before stopping
     max_frames: int = 20000  # padded frames per batch (memory bound)
     max_batch: int = 64  # utterances per batch
+    # How a batch's utterance losses make one step: "mean" (the step of one average utterance) or "sum" (to first
+    # order, the steps of all its utterances one after another: the per-utterance SGD pace of Graves' papers).
+    loss_reduction: str = "mean"
     grad_clip: float = 5.0  # global gradient-norm clip; 0 disables
     seed: int = 0
     threads: int = 0  # torch threads; 0 = all cores
@@ -150,6 +153,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.cell": ("lstm", "peephole", "gru"),
     "model.peephole_output_activation": ("tanh", "identity"),
     "training.optimizer": ("adam", "sgd"),
+    "training.loss_reduction": ("mean", "sum"),
     "training.schedule": ("constant", "newbob", "cosine"),
     "training.device": ("auto", "cpu", "cuda"),
     "training.precision": ("fp32", "bf16", "fp16"),

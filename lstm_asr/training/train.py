@@ -245,9 +245,11 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
                     with amp.autocast():  # bf16/fp16 forward; ctc_loss computes in float32 whatever it is given
                         loss = ctc_loss(net(feats, dev_lengths), model.output_lengths(dev_lengths), targets,
                                         target_lengths)
+                    # The step: the batch's mean utterance loss, or its sum (one step = its utterances' steps).
+                    step_loss = loss * len(idx) if t.loss_reduction == "sum" else loss
                     finite = dist.all_true(bool(torch.isfinite(loss)))  # every process steps, or none does
                     if finite:
-                        amp.backward(loss)
+                        amp.backward(step_loss)
                         amp.unscale_(optimizer)  # clip true gradients, not scaled fp16 ones
                         # The norm is computed even without clipping: a non-finite gradient must be caught too.
                         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip or math.inf)
