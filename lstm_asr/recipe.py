@@ -94,6 +94,9 @@ class TrainingSection:
     # How a batch's utterance losses make one step: "mean" (the step of one average utterance) or "sum" (to first
     # order, the steps of all its utterances one after another: the per-utterance SGD pace of Graves' papers).
     loss_reduction: str = "mean"
+    # "utterance" (SGD, loss_reduction sum): a batch of B steps with momentum^B and lr (1 - momentum^B) / (1 -
+    # momentum), so its momentum forgets per utterance, as per-utterance SGD does (lstm_asr/training/schedules.py).
+    momentum_per: str = "batch"
     grad_clip: float = 5.0  # global gradient-norm clip; 0 disables
     seed: int = 0
     threads: int = 0  # torch threads; 0 = all cores
@@ -154,6 +157,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.peephole_output_activation": ("tanh", "identity"),
     "training.optimizer": ("adam", "sgd"),
     "training.loss_reduction": ("mean", "sum"),
+    "training.momentum_per": ("batch", "utterance"),
     "training.schedule": ("constant", "newbob", "cosine"),
     "training.device": ("auto", "cpu", "cuda"),
     "training.precision": ("fp32", "bf16", "fp16"),
@@ -336,6 +340,10 @@ def _check_values(recipe: Recipe, source: str) -> None:
         raise RecipeError(source, "model.projection", f"must be smaller than model.hidden ({recipe.model.hidden})")
     if recipe.model.pyramid >= recipe.model.layers:
         raise RecipeError(source, "model.pyramid", f"must be below model.layers ({recipe.model.layers})")
+    if recipe.training.momentum_per == "utterance" and (recipe.training.optimizer != "sgd"
+                                                        or recipe.training.loss_reduction != "sum"):
+        raise RecipeError(source, "training.momentum_per", "utterance needs training.optimizer: sgd and "
+                          "training.loss_reduction: sum (the batch stands for its utterances' SGD steps)")
     if recipe.features.deltas > 2:
         raise RecipeError(source, "features.deltas", "must be 0, 1 or 2")
     if recipe.training.tensorboard not in (True, False, "auto"):

@@ -41,7 +41,7 @@ from lstm_asr.training.devices import MixedPrecision
 from lstm_asr.training.distributed import Distributed, NullWriter, distributed_session
 from lstm_asr.training.regularizers import spec_mask, weight_noise
 from lstm_asr.training.resume import LoopState, check_resumable, rng_states, set_rng_states
-from lstm_asr.training.schedules import next_lr, set_lr
+from lstm_asr.training.schedules import next_lr, set_lr, utterance_paced
 from lstm_asr.training.tensorboard_log import open_tensorboard
 
 
@@ -256,6 +256,8 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
                         finite = bool(torch.isfinite(grad_norm))
                 state.step += 1
                 if finite:
+                    if t.momentum_per == "utterance":  # this batch's step stands for its utterances' SGD steps
+                        utterance_paced(optimizer, state.lr, t.momentum, len(idx))
                     amp.step(optimizer)
                     state.bad_streak = 0
                     state.epoch_loss += loss.item() * len(idx)
