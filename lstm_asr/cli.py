@@ -205,7 +205,7 @@ def decode(
     )
     from lstm_asr.decoding.long_decode import WindowConfig
     from lstm_asr.decoding.recognizer import Recognizer, find_latest_experiment
-    from lstm_asr.decoding.search import SearchConfig, Searcher
+    from lstm_asr.decoding.search import SearchConfig
 
     if threads > 0:
         import torch
@@ -220,7 +220,7 @@ def decode(
         return
     cfg = SearchConfig.for_experiment(exp, beam=beam, nbest=nbest, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
                                       word_score=word_score)
-    searcher = Searcher(rec.tokens, cfg)
+    searcher = rec.searcher(cfg)
     inputs = expand_inputs(files)
     summary = Summary()
     advance, close = stderr_progress(len(inputs))
@@ -236,7 +236,7 @@ def decode(
                 print("\n".join(text_lines(d, rec.tokens, units, nbest)), flush=True)
     finally:
         close()
-    print(f"summary: {summary.line()} [{cfg.describe()}]", file=sys.stderr)
+    print(f"summary: {summary.line()} [{searcher.describe()}]", file=sys.stderr)
     if summary.failed:
         raise LstmAsrError(f"{len(summary.failed)} of {summary.files} files could not be decoded")
 
@@ -250,10 +250,14 @@ def export(
 ) -> None:
     """Write a self-contained model: TorchScript with the feature pipeline and token list, or ONNX (network only)."""
     from lstm_asr.decoding.export import export_onnx, export_torchscript
+    from lstm_asr.decoding.transducer_export import export_transducer, is_transducer_checkpoint
 
     if fmt not in ("torchscript", "onnx"):
         raise LstmAsrError(f"unknown --format {fmt!r} (use torchscript or onnx)")
-    path = export_torchscript(exp, out) if fmt == "torchscript" else export_onnx(exp, out)
+    if is_transducer_checkpoint(exp):  # transducer models: their own export (lstm_asr/decoding/transducer_export.py)
+        path = export_transducer(exp, out, fmt)
+    else:
+        path = export_torchscript(exp, out) if fmt == "torchscript" else export_onnx(exp, out)
     print(f"wrote {path} ({fmt})")
 
 
@@ -283,15 +287,15 @@ def evaluate(
         raise LstmAsrError(f"unknown split {split!r} (use train, dev or test)")
     data = load_splits(r, show_progress=False)[names[split]]
     rec = Recognizer.load(exp)
-    from lstm_asr.decoding.search import SearchConfig, Searcher
+    from lstm_asr.decoding.search import SearchConfig
 
     cfg = SearchConfig.for_experiment(exp, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
                                       word_score=word_score)
-    searcher = Searcher(rec.tokens, cfg) if cfg.uses_lm else None
+    searcher = rec.searcher(cfg) if cfg.uses_lm or rec.transducer is not None else None
     score = score_split(data, decode_split(rec.model, data, beam=beam, search=searcher), rec.tokens,
                         score_units_for(r.corpus.type, r.corpus.units))
-    out = exp / (f"decode_{split}" + (f"_beam{beam}" if beam > 1 else "") + ("_lm" if searcher else ""))
-    decoding = cfg.describe() if searcher else "greedy" if beam <= 1 else f"prefix beam search, beam {beam}"
+    out = exp / (f"decode_{split}" + (f"_beam{beam}" if beam > 1 else "") + ("_lm" if cfg.uses_lm else ""))
+    decoding = searcher.describe() if searcher else "greedy" if beam <= 1 else f"prefix beam search, beam {beam}"
     units = resolve_units(r.corpus.type, r.corpus.units)
     from lstm_asr.scoring.error_rates import metric_name
 

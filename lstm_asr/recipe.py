@@ -79,6 +79,12 @@ class ModelSection:
     stack_frames: int = 1  # input frames stacked side by side (Sak et al. 2015: 3)
     subsample: int = 1  # keep every n-th stacked frame (Sak et al. 2015: 3, i.e. 30 ms)
     pyramid: int = 0  # lowest layers after which frame pairs are concatenated (each halves the rate)
+    # Output head: ctc, or transducer (RNN-T, Graves 2012/2013: prediction network + joint network; the keys below)
+    head: str = "ctc"
+    pred_hidden: int = 250  # transducer prediction network: LSTM cells per layer (Graves 2013: one layer of 250)
+    pred_layers: int = 1
+    pred_embedding: int = 0  # its input: 0 = one-hot previous label (Graves 2012), N = learned N-dim embedding
+    joint_dim: int = 250  # joint network: tanh units over the projected encoder and prediction vectors
 
 
 @dataclass
@@ -115,12 +121,20 @@ class TrainingSection:
     tensorboard: bool | str = "auto"  # event files in EXP/tensorboard/: true, false, auto (when tensorboard imports)
     device: str = "auto"  # auto (CUDA when available), cpu or cuda; under torchrun: the GPU of LOCAL_RANK
     precision: str = "fp32"  # fp32, bf16 (autocast) or fp16 (autocast + GradScaler, CUDA only); CTC stays fp32
+    # Transducer (model.head: transducer) only:
+    init_encoder_from: str = ""  # a trained CTC experiment (folder or checkpoint): its encoder is copied first
+    pretrain_prediction: bool = False  # first train the prediction network as a next-label LM on the transcripts
+    prediction_lm_epochs: int = 10  # ... for at most this many epochs (the best dev perplexity is kept)
+    prediction_lm_lr: float = 1.0e-3  # ... with Adam at this learning rate
+    prediction_lm_text: str = ""  # ... on these extra transcripts too (one per line, the model's units)
+    joint_budget_mb: float = 1024.0  # memory for the joint network's lattice per step (larger batches in groups)
 
 
 @dataclass
 class DecodingSection:
     beam: int = 1  # 1 = greedy
     token_top_k: int = 0  # per-frame token pruning in beam search; 0 = off
+    max_symbols: int = 4  # transducer: labels emitted per encoder frame at most (greedy and beam search)
     # Language model decoding (flashlight, needs the ``lm`` extra). lm: ARPA file (``lstm-asr lm build``);
     # lexicon: ``word tok tok ...`` file for word decoding (empty = lexicon-free: the LM is over the tokens).
     lm: str = ""
@@ -154,6 +168,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "features.type": ("fbank", "ink"),
     "model.init": ("default", "uniform"),
     "model.cell": ("lstm", "peephole", "gru"),
+    "model.head": ("ctc", "transducer"),
     "model.peephole_output_activation": ("tanh", "identity"),
     "training.optimizer": ("adam", "sgd"),
     "training.loss_reduction": ("mean", "sum"),
@@ -168,13 +183,16 @@ POSITIVE = {"features.num_mel_bins", "model.hidden", "model.layers", "model.stac
             "training.max_frames", "training.max_batch", "training.log_every", "decoding.beam",
             "training.max_bad_steps",
             "training.lr", "features.frame_length_ms", "features.frame_shift_ms", "corpus.generate.minutes",
-            "corpus.bpe_vocab_size", "corpus.generate.lines", "features.ink_spacing"}
+            "corpus.bpe_vocab_size", "corpus.generate.lines", "features.ink_spacing", "model.pred_hidden",
+            "model.pred_layers", "model.joint_dim", "training.prediction_lm_epochs", "training.prediction_lm_lr",
+            "training.joint_budget_mb", "decoding.max_symbols"}
 NON_NEGATIVE = {"features.deltas", "model.dropout", "training.momentum", "training.weight_decay",
                 "training.patience", "training.grad_clip", "training.threads", "training.max_minutes",
                 "training.checkpoint_every", "training.weight_noise", "training.noise_max_epochs",
                 "training.spec_time_masks", "training.spec_time_width", "training.spec_freq_masks",
                 "training.spec_freq_width", "training.newbob_factor",
-                "decoding.token_top_k", "model.init_scale", "model.projection", "model.pyramid", "decoding.lm_weight"}
+                "decoding.token_top_k", "model.init_scale", "model.projection", "model.pyramid", "decoding.lm_weight",
+                "model.pred_embedding"}
 
 
 def _type_name(tp: Any) -> str:
@@ -344,6 +362,10 @@ def _check_values(recipe: Recipe, source: str) -> None:
                                                         or recipe.training.loss_reduction != "sum"):
         raise RecipeError(source, "training.momentum_per", "utterance needs training.optimizer: sgd and "
                           "training.loss_reduction: sum (the batch stands for its utterances' SGD steps)")
+    if recipe.model.head != "transducer":
+        for key in ("init_encoder_from", "pretrain_prediction", "prediction_lm_text"):
+            if getattr(recipe.training, key):
+                raise RecipeError(source, f"training.{key}", "is for transducer models (set model.head: transducer)")
     if recipe.features.deltas > 2:
         raise RecipeError(source, "features.deltas", "must be 0, 1 or 2")
     if recipe.training.tensorboard not in (True, False, "auto"):

@@ -1,4 +1,4 @@
-"""Stacked bidirectional LSTM with a CTC head.
+"""Stacked bidirectional LSTM with a CTC head (or, ``head: transducer``, the encoder of an RNN transducer).
 
 The backward direction of each layer runs a unidirectional ``nn.LSTM`` over *per-sequence reversed* inputs:
 utterance ``b`` of length ``L_b`` is reversed over its first ``L_b`` frames only, so its padding stays at the end
@@ -11,6 +11,11 @@ The cell (``lstm``, ``gru``, ``peephole``; a projection for ``lstm``) is chosen 
 and so is frame-rate reduction (input frame stacking with subsampling, pyramidal halving between layers;
 ``lstm_asr/nn/frame_rate.py``): the network then emits fewer frames than it reads, and :meth:`BLSTMCTC.output_lengths`
 says how many.
+
+:class:`BLSTMEncoder` is the stack without an output layer (normalisation, bidirectional layers, frame-rate
+reduction); :class:`BLSTMCTC` adds the CTC output layer, and the RNN transducer
+(:class:`lstm_asr.nn.transducer.Transducer`) adds a prediction and a joint network to the same encoder, with the same
+parameter names, so a CTC model's encoder loads into a transducer as it is.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from lstm_asr.nn.cells import BiLayer, BiRNNLayer, PeepholeBiLSTMLayer
 from lstm_asr.nn.frame_rate import reduced_length, stack_frames
 
 CELLS = ("lstm", "peephole", "gru")
+HEADS = ("ctc", "transducer")
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,13 @@ class ModelConfig:
     stack_frames: int = 1  # input frames stacked side by side (Sak et al. 2015: 3)
     subsample: int = 1  # keep every n-th stacked frame (Sak et al. 2015: 3, a 30 ms rate)
     pyramid: int = 0  # layers (from the bottom) after which neighbouring frame pairs are concatenated (rate / 2)
+    # Output head: "ctc", or "transducer" (Graves 2012/2013: prediction network over the previous labels and a
+    # joint network; lstm_asr/nn/transducer.py). The fields below shape the transducer only.
+    head: str = "ctc"
+    pred_hidden: int = 250  # prediction network: LSTM cells per layer (Graves 2013: one layer of 250)
+    pred_layers: int = 1
+    pred_embedding: int = 0  # its input: 0 = one-hot previous label (Graves), N = a learned N-dim embedding
+    joint_dim: int = 250  # joint network: tanh units over the projected encoder and prediction vectors
 
     def __post_init__(self) -> None:
         if self.init not in ("default", "uniform"):
@@ -69,6 +82,10 @@ class ModelConfig:
         if not 0 <= self.pyramid < self.layers:
             raise LstmAsrError(f"model.pyramid: {self.pyramid} must be between 0 and model.layers - 1 "
                                f"({self.layers - 1})")
+        if self.head not in HEADS:
+            raise LstmAsrError(f"model.head: unknown head {self.head!r} (use {', '.join(HEADS)})")
+        if self.pred_hidden < 1 or self.pred_layers < 1 or self.joint_dim < 1 or self.pred_embedding < 0:
+            raise LstmAsrError("model: pred_hidden, pred_layers and joint_dim must be >= 1, pred_embedding >= 0")
 
     @property
     def frame_reduction(self) -> int:
@@ -92,12 +109,12 @@ def make_layer(config: ModelConfig, input_dim: int) -> BiLayer:
     return BiLSTMLayer(input_dim, config.hidden, config.projection)
 
 
-class BLSTMCTC(nn.Module):
-    """Normalisation -> stacked BLSTM -> linear -> log-softmax over blank + labels.
+class BLSTMEncoder(nn.Module):
+    """Normalisation -> stacked bidirectional layers (with any frame-rate reduction): the part of the network that
+    reads the features. :meth:`encode` maps (B, T, D) un-normalised features to (B, T', H) hidden vectors.
 
-    ``forward(features (B, T, D), lengths (B,))`` takes un-normalised features and returns log-probabilities
-    (B, T', C). Outputs at padded frames are meaningless and must be ignored (the CTC loss and decoders use
-    ``output_lengths(lengths)``). T' = T unless the config reduces the frame rate.
+    The weights are created here but initialised by the complete model (:func:`init_weights`), once all its layers
+    exist, so a seed gives the same weights as before the encoder was a class of its own.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -112,10 +129,7 @@ class BLSTMCTC(nn.Module):
             dim = layers[-1].output_dim * (2 if i < config.pyramid else 1)
         self.layers = nn.ModuleList(layers)
         self.dropout = nn.Dropout(config.dropout)
-        self.output = nn.Linear(dim, config.num_classes)
-        if config.init == "uniform":
-            for p in self.parameters():
-                nn.init.uniform_(p, -config.init_scale, config.init_scale)
+        self.encoder_dim = dim
 
     @property
     def frame_reduction(self) -> int:
@@ -131,7 +145,8 @@ class BLSTMCTC(nn.Module):
             lengths = reduced_length(lengths, 2)
         return lengths
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def encode(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The top layer's outputs (B, T', H), dropout applied; frames at or past ``output_lengths`` are padding."""
         c = self.config
         x, lengths = stack_frames(self.normalizer(features), lengths, c.stack_frames, c.subsample)
         for i, layer in enumerate(self.layers):
@@ -139,12 +154,45 @@ class BLSTMCTC(nn.Module):
             x = self.dropout(layer(x, lengths))
             if i < c.pyramid:
                 x, lengths = stack_frames(x, lengths, 2, 2)
-        # Log-softmax in the weights' precision: CPU autocast would return bf16 log-probs to the CTC loss and decoders.
-        return torch.log_softmax(self.output(x).to(self.output.weight.dtype), dim=-1)
+        return x
 
     def num_parameters(self) -> int:
-        """Number of trainable weights (Graves 2013 quotes 3.8M for 3x250 with 123 inputs and 62 outputs)."""
+        """Number of trainable weights of the whole model (Graves 2013 quotes 3.8M for CTC-3L-250H with 123 inputs
+        and 62 outputs, 4.3M for the transducer)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
+        """The encoder's weights and normalisation statistics, under the names both heads use."""
+        return {k: v for k, v in self.state_dict().items() if k.startswith(ENCODER_PREFIXES)}
+
+
+ENCODER_PREFIXES = ("normalizer.", "layers.")
+
+
+def init_weights(model: nn.Module, config: ModelConfig) -> None:
+    """``init: uniform``: every weight U(-init_scale, init_scale) (Graves 2013); ``default`` keeps PyTorch's."""
+    if config.init == "uniform":
+        for p in model.parameters():
+            nn.init.uniform_(p, -config.init_scale, config.init_scale)
+
+
+class BLSTMCTC(BLSTMEncoder):
+    """Normalisation -> stacked BLSTM -> linear -> log-softmax over blank + labels.
+
+    ``forward(features (B, T, D), lengths (B,))`` takes un-normalised features and returns log-probabilities
+    (B, T', C). Outputs at padded frames are meaningless and must be ignored (the CTC loss and decoders use
+    ``output_lengths(lengths)``). T' = T unless the config reduces the frame rate.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        self.output = nn.Linear(self.encoder_dim, config.num_classes)
+        init_weights(self, config)
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = self.encode(features, lengths)
+        # Log-softmax in the weights' precision: CPU autocast would return bf16 log-probs to the CTC loss and decoders.
+        return torch.log_softmax(self.output(x).to(self.output.weight.dtype), dim=-1)
 
 
 def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
