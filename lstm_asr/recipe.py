@@ -102,6 +102,7 @@ class TrainingSection:
     loss_reduction: str = "mean"
     # "utterance" (SGD, loss_reduction sum): a batch of B steps with momentum^B and lr (1 - momentum^B) / (1 -
     # momentum), so its momentum forgets per utterance, as per-utterance SGD does (lstm_asr/training/schedules.py).
+    # Measured worse than "batch" on the demo corpus at the paper's rate (bench/RESULTS.md, issue 11): not in recipes.
     momentum_per: str = "batch"
     grad_clip: float = 5.0  # global gradient-norm clip; 0 disables
     seed: int = 0

@@ -10,6 +10,9 @@ steps of Graves' papers: per-utterance SGD with momentum mu and rate lr forgets 
 moves the weights by lr / (1 - mu) per unit of gradient in all. A batch of B utterances, summed, then steps with
 momentum mu^B and rate lr (1 - mu^B) / (1 - mu) (:func:`utterance_paced`): the same total move per gradient, and the
 same memory counted in utterances (with mu per batch, a gradient would keep pushing for ~B / (1 - mu) utterances).
+On the demo corpus at the paper's rate it followed per-utterance SGD less closely than plain ``sum`` (its mean train
+loss ran to hundreds or thousands of nats per utterance in the first epochs; bench/RESULTS.md, issue 11), so no
+recipe uses it.
 """
 
 from __future__ import annotations
