@@ -153,7 +153,7 @@ def main() -> None:
     ap.add_argument("--memory-frames", type=int, default=1000)
     ap.add_argument("--budget", type=float, default=1024.0, help="joint_budget_mb of the bounded case")
     ap.add_argument("--unbounded-batch", type=int, default=8)
-    ap.add_argument("--search", type=Path, default=None, help="a trained transducer experiment: search speed")
+    ap.add_argument("--search", default=None, help="a trained transducer experiment: search speed")
     ap.add_argument("--utterances", type=int, default=24)
     ap.add_argument("--no-steps", action="store_true", help="skip the training-step comparison")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
@@ -196,7 +196,7 @@ def main() -> None:
         results["memory_unbounded_full_batch_lattice_mib"] = round(lattice_mib("transducer", full, args.hidden,
                                                                                args.layers), 1)
     if args.search is not None:
-        results["search"] = search_speed(args.search, args.utterances, args.repeats)
+        results["search"] = search_speed(Path(args.search), args.utterances, args.repeats)
     benchlib.emit(results, args.json)
     if "steps" in results:
         print()
