@@ -275,7 +275,7 @@ def decode(
     )
     from lstm_asr.decoding.long_decode import WindowConfig
     from lstm_asr.decoding.recognizer import Recognizer, find_latest_experiment
-    from lstm_asr.decoding.search import SearchConfig, Searcher
+    from lstm_asr.decoding.search import SearchConfig
 
     if threads > 0:
         import torch
@@ -290,7 +290,7 @@ def decode(
         return
     cfg = SearchConfig.for_experiment(exp, beam=beam, nbest=nbest, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
                                       word_score=word_score)
-    searcher = Searcher(rec.tokens, cfg)
+    searcher = rec.searcher(cfg)
     inputs = expand_inputs(files)
     summary = Summary()
     advance, close = stderr_progress(len(inputs))
@@ -306,7 +306,7 @@ def decode(
                 print("\n".join(text_lines(d, rec.tokens, units, nbest)), flush=True)
     finally:
         close()
-    print(f"summary: {summary.line()} [{cfg.describe()}]", file=sys.stderr)
+    print(f"summary: {summary.line()} [{searcher.describe()}]", file=sys.stderr)
     if summary.failed:
         raise LstmAsrError(f"{len(summary.failed)} of {summary.files} files could not be decoded")
 
@@ -329,12 +329,17 @@ def export(
 ) -> None:
     """Write a self-contained model: TorchScript with the feature pipeline and token list, or ONNX (network only)."""
     from lstm_asr.decoding.export import export_onnx, export_torchscript
+    from lstm_asr.decoding.transducer_export import export_transducer, is_transducer_checkpoint
 
     if fmt not in ("torchscript", "onnx"):
         raise LstmAsrError(f"unknown --format {fmt!r} (use torchscript or onnx)")
     if fmt == "onnx" and (streaming or quantize):
         raise LstmAsrError("--streaming and --quantize write TorchScript (drop --format onnx)")
-    if fmt == "torchscript":
+    if is_transducer_checkpoint(exp):  # transducer models: their own export (lstm_asr/decoding/transducer_export.py)
+        if streaming or quantize:
+            raise LstmAsrError("--streaming and --quantize export CTC models; a transducer exports whole")
+        path = export_transducer(exp, out, fmt)
+    elif fmt == "torchscript":
         path = export_torchscript(exp, out, streaming=streaming, quantize=quantize, chunk_frames=chunk_frames,
                                   right_context=right_context)
     else:

@@ -93,6 +93,12 @@ class ModelSection:
     lmu_order: int = 32  # lmu: Legendre coefficients per memory (d)
     lmu_theta: float = 50.0  # lmu: the memory's window, in frames at the layer's frame rate
     lmu_memories: int = 8  # lmu: memory inputs (each with its own d coefficients)
+    # Output head: ctc, or transducer (RNN-T, Graves 2012/2013: prediction network + joint network; the keys below)
+    head: str = "ctc"
+    pred_hidden: int = 250  # transducer prediction network: LSTM cells per layer (Graves 2013: one layer of 250)
+    pred_layers: int = 1
+    pred_embedding: int = 0  # its input: 0 = one-hot previous label (Graves 2012), N = learned N-dim embedding
+    joint_dim: int = 250  # joint network: tanh units over the projected encoder and prediction vectors
 
 
 @dataclass
@@ -105,6 +111,13 @@ class TrainingSection:
     patience: int = 5  # epochs without a better dev PER before stopping
     max_frames: int = 20000  # padded frames per batch (memory bound)
     max_batch: int = 64  # utterances per batch
+    # How a batch's utterance losses make one step: "mean" (the step of one average utterance) or "sum" (to first
+    # order, the steps of all its utterances one after another: the per-utterance SGD pace of Graves' papers).
+    loss_reduction: str = "mean"
+    # "utterance" (SGD, loss_reduction sum): a batch of B steps with momentum^B and lr (1 - momentum^B) / (1 -
+    # momentum), so its momentum forgets per utterance, as per-utterance SGD does (lstm_asr/training/schedules.py).
+    # Measured worse than "batch" on the demo corpus at the paper's rate (bench/RESULTS.md, issue 11): not in recipes.
+    momentum_per: str = "batch"
     grad_clip: float = 5.0  # global gradient-norm clip; 0 disables
     seed: int = 0
     threads: int = 0  # torch threads; 0 = all cores
@@ -125,6 +138,13 @@ class TrainingSection:
     tensorboard: bool | str = "auto"  # event files in EXP/tensorboard/: true, false, auto (when tensorboard imports)
     device: str = "auto"  # auto (CUDA when available), cpu or cuda; under torchrun: the GPU of LOCAL_RANK
     precision: str = "fp32"  # fp32, bf16 (autocast) or fp16 (autocast + GradScaler, CUDA only); CTC stays fp32
+    # Transducer (model.head: transducer) only:
+    init_encoder_from: str = ""  # a trained CTC experiment (folder or checkpoint): its encoder is copied first
+    pretrain_prediction: bool = False  # first train the prediction network as a next-label LM on the transcripts
+    prediction_lm_epochs: int = 10  # ... for at most this many epochs (the best dev perplexity is kept)
+    prediction_lm_lr: float = 1.0e-3  # ... with Adam at this learning rate
+    prediction_lm_text: str = ""  # ... on these extra transcripts too (one per line, the model's units)
+    joint_budget_mb: float = 1024.0  # memory for the joint network's lattice per step (larger batches in groups)
 
 
 @dataclass
@@ -154,6 +174,7 @@ class AugmentSection:
 class DecodingSection:
     beam: int = 1  # 1 = greedy
     token_top_k: int = 0  # per-frame token pruning in beam search; 0 = off
+    max_symbols: int = 4  # transducer: labels emitted per encoder frame at most (greedy and beam search)
     # Language model decoding (flashlight, needs the ``lm`` extra). lm: ARPA file (``lstm-asr lm build``);
     # lexicon: ``word tok tok ...`` file for word decoding (empty = lexicon-free: the LM is over the tokens).
     lm: str = ""
@@ -189,8 +210,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.init": ("default", "uniform"),
     "model.cell": ("lstm", "peephole", "gru", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr", "lstm1997",
                    "convlstm", "lmu"),
+    "model.head": ("ctc", "transducer"),
     "model.peephole_output_activation": ("tanh", "identity"),
     "training.optimizer": ("adam", "sgd"),
+    "training.loss_reduction": ("mean", "sum"),
+    "training.momentum_per": ("batch", "utterance"),
     "training.schedule": ("constant", "newbob", "cosine"),
     "training.device": ("auto", "cpu", "cuda"),
     "training.precision": ("fp32", "bf16", "fp16"),
@@ -203,14 +227,17 @@ POSITIVE = {"features.num_mel_bins", "model.hidden", "model.layers", "model.stac
             "training.max_frames", "training.max_batch", "training.log_every", "decoding.beam",
             "training.max_bad_steps",
             "training.lr", "features.frame_length_ms", "features.frame_shift_ms", "corpus.generate.minutes",
-            "corpus.bpe_vocab_size", "corpus.generate.lines", "features.ink_spacing", "augment.rir_count"}
+            "corpus.bpe_vocab_size", "corpus.generate.lines", "features.ink_spacing", "augment.rir_count",
+            "model.pred_hidden", "model.pred_layers", "model.joint_dim", "training.prediction_lm_epochs",
+            "training.prediction_lm_lr", "training.joint_budget_mb", "decoding.max_symbols"}
 NON_NEGATIVE = {"features.deltas", "model.dropout", "training.momentum", "training.weight_decay",
                 "training.patience", "training.grad_clip", "training.threads", "training.max_minutes",
                 "training.checkpoint_every", "training.weight_noise", "training.noise_max_epochs",
                 "training.spec_time_masks", "training.spec_time_width", "training.spec_freq_masks",
                 "training.spec_freq_width", "training.newbob_factor", "training.average_last",
                 "decoding.token_top_k", "model.init_scale", "model.projection", "model.pyramid", "decoding.lm_weight",
-                "model.chunk_frames", "model.right_context", "model.conv_layers"}
+                "model.chunk_frames", "model.right_context", "model.conv_layers",
+                "model.pred_embedding"}
 
 
 STREAMABLE_CELLS = ("lstm", "gru")  # cells with latency-controlled (chunked) and unidirectional layers
@@ -416,6 +443,14 @@ def _check_values(recipe: Recipe, source: str) -> None:
     if problem is not None:
         raise RecipeError(source, *problem)
     _check_conv(recipe, source)
+    if recipe.training.momentum_per == "utterance" and (recipe.training.optimizer != "sgd"
+                                                        or recipe.training.loss_reduction != "sum"):
+        raise RecipeError(source, "training.momentum_per", "utterance needs training.optimizer: sgd and "
+                          "training.loss_reduction: sum (the batch stands for its utterances' SGD steps)")
+    if recipe.model.head != "transducer":
+        for key in ("init_encoder_from", "pretrain_prediction", "prediction_lm_text"):
+            if getattr(recipe.training, key):
+                raise RecipeError(source, f"training.{key}", "is for transducer models (set model.head: transducer)")
     if recipe.features.deltas > 2:
         raise RecipeError(source, "features.deltas", "must be 0, 1 or 2")
     if recipe.training.tensorboard not in (True, False, "auto"):

@@ -7,7 +7,7 @@ import math
 import torch
 
 from lstm_asr.training.regularizers import spec_mask, weight_noise
-from lstm_asr.training.schedules import next_lr
+from lstm_asr.training.schedules import next_lr, utterance_paced
 
 
 def test_newbob_halves_only_on_plateau_and_cosine_anneals() -> None:
@@ -51,3 +51,32 @@ def test_spec_mask_masks_spans_inside_each_utterance() -> None:
         assert torch.allclose(masked[b][changed[b]], mean.expand(50, 10)[changed[b]])
     assert torch.equal(spec_mask(feats, lengths, 0, 8, 0, 4), feats)
     assert not math.isnan(masked.sum().item())
+
+
+def test_utterance_paced_batches_move_like_per_utterance_sgd_with_momentum() -> None:
+    """With a constant gradient (a linear loss), per-utterance SGD with momentum settles at lr / (1 - mu) per
+    utterance; batches of B summed utterances with utterance_paced settle at the same move per utterance, and their
+    momentum forgets a gradient by mu per utterance (mu^B per batch)."""
+    lr, mu, batch, g = 1e-2, 0.9, 8, torch.tensor([1.0, -2.0])
+
+    def moves(step_utterances: int, steps: int) -> torch.Tensor:
+        w = torch.zeros(2, requires_grad=True)
+        opt = torch.optim.SGD([w], lr=lr, momentum=mu)
+        out = []
+        for _ in range(steps):
+            before = w.detach().clone()
+            opt.zero_grad()
+            (step_utterances * (g * w).sum()).backward()  # the summed loss of the step's utterances
+            if step_utterances > 1:
+                utterance_paced(opt, lr, mu, step_utterances)
+            opt.step()
+            out.append((w.detach() - before) / step_utterances)
+        return torch.stack(out)
+
+    per_utterance, paced = moves(1, 800), moves(batch, 100)
+    torch.testing.assert_close(per_utterance[-1], -lr * g / (1 - mu))
+    torch.testing.assert_close(paced[-1], per_utterance[-1])
+    group = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr, momentum=mu)
+    utterance_paced(group, lr, mu, batch)
+    assert group.param_groups[0]["momentum"] == mu**batch
+    assert math.isclose(group.param_groups[0]["lr"], lr * (1 - mu**batch) / (1 - mu))

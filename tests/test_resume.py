@@ -95,7 +95,7 @@ def test_resume_refuses_changed_recipe_and_other_model(tiny_corpus: Path, tmp_pa
 
 
 def _nan_after(calls: list[int], bad: callable):  # type: ignore[valid-type]
-    real = train_module.ctc_loss
+    real = train_module.batch_loss  # the loop's loss (CTC or transducer head)
 
     def fake(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
@@ -108,7 +108,7 @@ def _nan_after(calls: list[int], bad: callable):  # type: ignore[valid-type]
 def test_nonfinite_steps_are_skipped_and_counted(tiny_corpus: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(train_module, "ctc_loss", _nan_after(calls, lambda n: n % 3 == 0))
+    monkeypatch.setattr(train_module, "batch_loss", _nan_after(calls, lambda n: n % 3 == 0))
     recipe = load_recipe(_recipe(tmp_path, tiny_corpus, "r", max_epochs=3, max_bad_steps=2))
     results = train_module.train(recipe, tmp_path / "exp", show_progress=False)
     assert results["skipped_steps"] == len(calls) // 3 > 0
@@ -119,7 +119,7 @@ def test_nonfinite_steps_are_skipped_and_counted(tiny_corpus: Path, tmp_path: Pa
 def test_consecutive_nonfinite_steps_stop_with_last_good_checkpoint(tiny_corpus: Path, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(train_module, "ctc_loss", _nan_after(calls, lambda n: n > 6))
+    monkeypatch.setattr(train_module, "batch_loss", _nan_after(calls, lambda n: n > 6))
     recipe = load_recipe(_recipe(tmp_path, tiny_corpus, "r", max_epochs=3, max_bad_steps=3))
     with pytest.raises(LstmAsrError, match="3 consecutive steps with a non-finite"):
         train_module.train(recipe, tmp_path / "exp", show_progress=False)

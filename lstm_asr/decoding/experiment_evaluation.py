@@ -15,7 +15,7 @@ from data_prep.corpora import resolve_units, score_units_for
 from lstm_asr.data.prep import load_splits
 from lstm_asr.data.wave_batches import split_reader
 from lstm_asr.decoding.recognizer import Recognizer
-from lstm_asr.decoding.search import SearchConfig, Searcher
+from lstm_asr.decoding.search import SearchConfig
 from lstm_asr.decoding.split_decode import decode_split
 from lstm_asr.errors import LstmAsrError
 from lstm_asr.nn.checkpoint import AVERAGED
@@ -48,12 +48,13 @@ def evaluate_experiment(exp: Path, split: str = "test", beam: int = 1, lm: Path 
     models = [("best", exp / "best.pt")] + ([("averaged", exp / AVERAGED)] if (exp / AVERAGED).is_file() else [])
     for label, path in models:
         rec = Recognizer.load(path)
-        searcher = Searcher(rec.tokens, cfg) if cfg.uses_lm else None
+        # LM decoding, or a transducer model (its own searches); None: greedy/prefix beam search over CTC outputs.
+        searcher = rec.searcher(cfg) if cfg.uses_lm or rec.transducer is not None else None
         score = score_split(data, decode_split(rec.model, data, beam=beam, search=searcher), rec.tokens,
                             score_units_for(r.corpus.type, r.corpus.units))
-        out = exp / (f"decode_{split}" + (f"_beam{beam}" if beam > 1 else "") + ("_lm" if searcher else "")
+        out = exp / (f"decode_{split}" + (f"_beam{beam}" if beam > 1 else "") + ("_lm" if cfg.uses_lm else "")
                      + ("_averaged" if label == "averaged" else ""))
-        decoding = cfg.describe() if searcher else "greedy" if beam <= 1 else f"prefix beam search, beam {beam}"
+        decoding = searcher.describe() if searcher else "greedy" if beam <= 1 else f"prefix beam search, beam {beam}"
         write_decode_dir(out, data, score, {"split": split, "decoding": decoding, "units": units, "metric": metric,
                                             "model": path.name})
         classes = write_error_analysis(out, data, score, metric, f"{exp.name} {path.name}: {split}, {decoding}",

@@ -21,7 +21,6 @@ import torch
 from data_prep.iam_ondb import read_ink_and_truth
 from data_prep.units import WORD_SEP
 from lstm_asr.data.ink_features import InkFeatureConfig, featurize_ink
-from lstm_asr.decoding.ctc_decode import greedy_decode, prefix_beam_search
 from lstm_asr.decoding.recognizer import Recognizer, Transcript
 from lstm_asr.errors import CorpusError, LstmAsrError
 from lstm_asr.scoring.levenshtein import align
@@ -73,10 +72,7 @@ def transcribe_ink(rec: Recognizer, path: str | Path, beam: int = 1) -> InkResul
             raise CorpusError(path, str(exc).strip().splitlines()[-1][:160]) from None
     else:
         lp = rec.model(x.unsqueeze(0), torch.tensor([x.shape[0]]))[0]
-    if beam <= 1:
-        hyp = greedy_decode(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
-    else:
-        hyp = prefix_beam_search(lp, beam=beam)[0]
+    hyp = rec.search_one(lp, beam)
     t = norm.points()[:, 2] + float(ink.points()[0, 2])
     frames = list(hyp.frames) if hyp.frames else [0] * len(hyp.tokens)
     ends = frames[1:] + [len(t) - 1] if frames else []

@@ -16,11 +16,15 @@ import torch
 from data_prep.corpora import resolve_units
 from lstm_asr.data.features import FeatureConfig, compute_features
 from lstm_asr.data.ink_features import InkFeatureConfig
-from lstm_asr.decoding.ctc_decode import greedy_decode, prefix_beam_search
+from lstm_asr.decoding.ctc_decode import Hypothesis, greedy_decode, prefix_beam_search
 from lstm_asr.decoding.long_decode import DEFAULT_WINDOW, WindowConfig, is_long, windowed_log_probs
+from lstm_asr.decoding.model_search import searcher_for
+from lstm_asr.decoding.search import Result, SearchConfig, Searcher
+from lstm_asr.decoding.transducer_search import TransducerParts, TransducerSearcher
 from lstm_asr.errors import LstmAsrError
 from lstm_asr.nn.checkpoint import load_checkpoint
-from lstm_asr.nn.model import BLSTMCTC, ModelConfig
+from lstm_asr.nn.model import BLSTMEncoder, ModelConfig
+from lstm_asr.nn.networks import is_transducer, network_for
 
 
 @dataclass
@@ -55,19 +59,41 @@ def find_latest_experiment(root: Path = Path("exp")) -> Path:
 
 
 class Recognizer:
-    """A trained model with its feature settings and token list, ready to decode audio."""
+    """A trained model with its feature settings and token list, ready to decode audio.
 
-    model: BLSTMCTC | None  # None for an exported TorchScript file (ScriptedRecognizer)
+    The model's outputs are log-probabilities (T, C) for a CTC model and the encoder frames projected for the joint
+    network (T, J) for a transducer (:attr:`transducer` then holds the prediction and joint networks the search
+    drives); :meth:`searcher` gives the search that reads them.
+    """
 
-    def __init__(self, model: BLSTMCTC, features: FeatureConfig | InkFeatureConfig, tokens: list[str],
-                 corpus_type: str, units: str = "phones") -> None:
+    model: BLSTMEncoder | None  # None for an exported TorchScript file (ScriptedRecognizer)
+    source: str = ""  # the file it was loaded from (for messages)
+
+    def __init__(self, model: BLSTMEncoder, features: FeatureConfig | InkFeatureConfig, tokens: list[str],
+                 corpus_type: str, units: str = "phones", source: str = "") -> None:
         self.model = model.eval()
         self.features = features
         self.tokens = tokens
         self.corpus_type = corpus_type
         self.units = units  # output units: "phones", "chars" or "bpe" (decides how tokens become text)
+        self.source = source
         # Pen strokes or audio in: the checkpoint's feature settings say which.
         self.input_type = "ink" if isinstance(features, InkFeatureConfig) else "audio"
+
+    @property
+    def transducer(self) -> TransducerParts | None:
+        """The prediction and joint networks of a transducer model (None for a CTC model)."""
+        return self.model if is_transducer(self.model) else None
+
+    def searcher(self, config: SearchConfig) -> Searcher | TransducerSearcher:
+        """The search for this model's outputs (an LM with a transducer model is a one-line error)."""
+        return searcher_for(self.transducer, self.tokens, config, self.source)
+
+    def require_ctc(self, tool: str) -> None:
+        """One-line error for a tool that works on CTC outputs only, given a transducer model."""
+        if self.transducer is not None:
+            raise LstmAsrError(f"{self.source}: a transducer model (model.head: transducer); {tool} needs a CTC "
+                               "model (model.head: ctc)")
 
     @classmethod
     def load(cls, path: str | Path) -> Recognizer:
@@ -77,7 +103,7 @@ class Recognizer:
             return ScriptedRecognizer.load_file(ckpt_path)
         ckpt = load_checkpoint(ckpt_path)
         try:
-            model = BLSTMCTC(ModelConfig(**ckpt["model_config"]))
+            model = network_for(ModelConfig(**ckpt["model_config"]))
             model.load_state_dict(ckpt["state_dict"])
             feats = ckpt["features"]
             if feats.get("type") == "ink":  # a handwriting model: pen strokes in (see lstm_asr/decoding/ink_decode.py)
@@ -89,7 +115,12 @@ class Recognizer:
             raise LstmAsrError(f"{ckpt_path}: checkpoint does not match this version of lstm-asr ({exc})") from None
         corpus = (ckpt.get("recipe") or {}).get("corpus") or {}
         units = resolve_units(ckpt.get("corpus_type", ""), corpus.get("units") or "")
-        return cls(model, features, tokens, ckpt.get("corpus_type", ""), units)
+        return cls(model, features, tokens, ckpt.get("corpus_type", ""), units, str(ckpt_path))
+
+    @property
+    def frame_reduction(self) -> int:
+        """Input frames per output frame of the model."""
+        return self.model.frame_reduction if self.model is not None else 1
 
     def quantize(self, kind: str) -> Recognizer:
         """Use an int8 copy of the network (``kind="int8"``; ``""`` keeps float32): lstm_asr/nn/quantize.py."""
@@ -105,16 +136,26 @@ class Recognizer:
     @property
     def frame_seconds(self) -> float:
         """Seconds per output frame: the feature frame shift times the model's frame-rate reduction."""
-        if self.model is None:  # an exported file knows its output frame shift
-            return float(getattr(self.scripted, "frame_seconds", self.features.frame_shift_ms / 1000))
-        reduction = self.model.frame_reduction
-        return self.features.frame_shift_ms / 1000 * reduction
+        if self.model is None:  # an exported CTC file knows its output frame shift
+            return float(getattr(self.scripted, "frame_seconds",
+                                 self.features.frame_shift_ms / 1000 * self.frame_reduction))
+        return self.features.frame_shift_ms / 1000 * self.frame_reduction
 
     @torch.inference_mode()
     def log_probs(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities (T, C) of a 1-D waveform at the model's sample rate."""
+        """The network's outputs for a 1-D waveform at the model's sample rate: log-probabilities (T, C), or a
+        transducer's encoder frames (T, J)."""
         feats = compute_features(waveform, self.features)
         return self.model(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))[0]
+
+    def search_one(self, outputs: torch.Tensor, beam: int = 1, token_top_k: int = 0) -> Hypothesis | Result:
+        """The best hypothesis for one utterance's outputs (T, C) or, for a transducer, encoder frames (T, J)."""
+        if self.transducer is not None:
+            search = TransducerSearcher(self.transducer, SearchConfig(beam=beam))
+            return search(outputs.unsqueeze(0), torch.tensor([outputs.shape[0]]))[0][0]
+        if beam <= 1:
+            return greedy_decode(outputs.unsqueeze(0), torch.tensor([outputs.shape[0]]))[0]
+        return prefix_beam_search(outputs, beam=beam, token_top_k=token_top_k or None)[0]
 
     def transcribe(self, path: str | Path, beam: int = 1, token_top_k: int = 0,
                    window: WindowConfig | None = DEFAULT_WINDOW) -> Transcript:
@@ -130,10 +171,7 @@ class Recognizer:
         else:
             wav = load_audio(path, self.features.sample_rate)
             lp, duration = self.log_probs(wav), wav.numel() / self.features.sample_rate
-        if beam <= 1:
-            hyp = greedy_decode(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
-        else:
-            hyp = prefix_beam_search(lp, beam=beam, token_top_k=token_top_k or None)[0]
+        hyp = self.search_one(lp, beam, token_top_k)
         shift = self.frame_seconds
         frames = list(hyp.frames) if hyp.frames else [0] * len(hyp.tokens)
         ends = frames[1:] + [lp.shape[0]] if frames else []  # no tokens: no times (zip would refuse [T])
@@ -157,18 +195,32 @@ class ScriptedRecognizer(Recognizer):
     """A :class:`Recognizer` over an exported TorchScript file (no experiment folder, no recipe needed).
 
     The module takes a waveform, not padded feature batches, so it is kept as ``scripted`` and ``model`` is None:
-    batch decoders (``batch_decode.decode_files``) then call :meth:`log_probs` per file.
+    batch decoders (``batch_decode.decode_files``) then call :meth:`log_probs` per file. An exported transducer
+    (``head == "transducer"``) gives its encoder frames there, and its ``initial_state``/``predict``/``join``
+    methods are what the transducer searches drive.
     """
 
     def __init__(self, module: torch.jit.ScriptModule, features: FeatureConfig | InkFeatureConfig,
-                 tokens: list[str], corpus_type: str, units: str) -> None:
+                 tokens: list[str], corpus_type: str, units: str, source: str = "") -> None:
         self.scripted = module.eval()
         self.model = None
         self.features = features
         self.tokens = tokens
         self.corpus_type = corpus_type
         self.units = units
+        self.source = source
         self.input_type = "ink" if isinstance(features, InkFeatureConfig) else "audio"
+        # Attributes of transducer exports (older and CTC exports have neither).
+        self.is_scripted_transducer = str(getattr(module, "head", "ctc")) == "transducer"
+        self.reduction = int(getattr(module, "frame_reduction", 1))
+
+    @property
+    def transducer(self) -> TransducerParts | None:
+        return self.scripted if self.is_scripted_transducer else None  # type: ignore[return-value]
+
+    @property
+    def frame_reduction(self) -> int:
+        return self.reduction
 
     @classmethod
     def load_file(cls, path: str | Path) -> ScriptedRecognizer:
@@ -181,11 +233,13 @@ class ScriptedRecognizer(Recognizer):
             tokens, units, corpus_type = list(module.tokens), str(module.units), str(module.corpus_type)
         except (RuntimeError, AttributeError, ValueError) as exc:
             raise LstmAsrError(f"{path}: not an lstm-asr export ({str(exc).splitlines()[0][:120]})") from None
-        return cls(module, features, tokens, corpus_type, units)
+        return cls(module, features, tokens, corpus_type, units, str(path))
 
     @torch.inference_mode()
     def log_probs(self, waveform: torch.Tensor) -> torch.Tensor:
         try:
+            if self.is_scripted_transducer:
+                return self.scripted.encode(waveform)
             return self.scripted(waveform)
         except RuntimeError as exc:  # a scripted ``raise`` arrives as a RuntimeError
             raise LstmAsrError(f"cannot decode: {str(exc).strip().splitlines()[-1][:160]}") from None

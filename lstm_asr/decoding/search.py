@@ -53,12 +53,13 @@ class SearchConfig:
     lexicon: str = ""
     lm_weight: float = 1.0
     word_score: float = 0.0
+    max_symbols: int = 4  # transducer models: labels per encoder frame at most
 
     @classmethod
     def from_recipe(cls, decoding: Any, **overrides: Any) -> SearchConfig:
         """Settings from a recipe's ``decoding`` section; ``overrides`` that are not None replace them."""
         cfg = cls(**{f: getattr(decoding, f) for f in ("beam", "token_top_k", "lm", "lexicon", "lm_weight",
-                                                       "word_score") if hasattr(decoding, f)})
+                                                       "word_score", "max_symbols") if hasattr(decoding, f)})
         return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
     @classmethod
@@ -114,6 +115,10 @@ class Searcher:
             lm = read_arpa(config.lm)
             check_vocab(config.lm, lm, [t for t in tokens if t != BLANK])
             self.fusion = bigram_fusion_scores(lm, tokens, config.lm_weight, config.word_score)
+
+    def describe(self) -> str:
+        """A short description for reports (scores.json, summaries)."""
+        return self.config.describe()
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Result]]:
         cfg = self.config

@@ -8,8 +8,10 @@ import torch
 from lstm_asr.data.batching import bucket_batches
 from lstm_asr.data.feature_store import FeatureSplit
 from lstm_asr.decoding.ctc_decode import beam_search_batch, greedy_decode
-from lstm_asr.decoding.search import Decoder
-from lstm_asr.nn.model import BLSTMCTC
+from lstm_asr.decoding.search import Decoder, SearchConfig
+from lstm_asr.decoding.transducer_search import TransducerSearcher
+from lstm_asr.nn.model import BLSTMEncoder
+from lstm_asr.nn.networks import is_transducer
 
 # Utterances per batch when the caller gives none. On the CPU, batches of 16 decoded the demo's dev split (400
 # utterances, 3x250 BLSTM, 2 threads) in 6.8 s against 7.8 s at 64 and 7.3 s at 8 (bench/RESULTS.md, issue 16):
@@ -19,15 +21,18 @@ ACCELERATOR_MAX_BATCH = 64
 
 
 @torch.inference_mode()
-def decode_split(model: BLSTMCTC, split: FeatureSplit, beam: int = 1, token_top_k: int = 0,
+def decode_split(model: BLSTMEncoder, split: FeatureSplit, beam: int = 1, token_top_k: int = 0,
                  max_frames: int = 40000, max_batch: int | None = None,
                  search: Decoder | None = None) -> list[list[int]]:
     """Decode every utterance of a prepared split; returns label ids per utterance in split order.
 
     ``search`` (e.g. a :class:`lstm_asr.decoding.search.Searcher`, for LM decoding) replaces greedy/beam search: it maps
-    (log_probs, lengths) to N-best lists per utterance, of which the best is kept. ``max_batch`` None: 16 utterances
-    per batch on the CPU, 64 on an accelerator.
+    (log_probs, lengths) to N-best lists per utterance, of which the best is kept. A transducer model's outputs
+    are its encoder frames, searched by :class:`~lstm_asr.decoding.transducer_search.TransducerSearcher`.
+    ``max_batch`` None: 16 utterances per batch on the CPU, 64 on an accelerator.
     """
+    if search is None and is_transducer(model):
+        search = TransducerSearcher(model, SearchConfig(beam=beam))
     was_training = model.training
     model.eval()
     # A model on a GPU (dev decoding during training) runs there; the decoders take the outputs on the CPU.

@@ -84,6 +84,7 @@ class StreamingRecognizer:
         self.tokens, self.units = recognizer.tokens, recognizer.units
         if not isinstance(recognizer.features, FeatureConfig):
             raise LstmAsrError("streaming decodes audio; this is a handwriting model (decode its files whole)")
+        recognizer.require_ctc("streaming (decode --stream, serve)")  # the streaming searches read CTC outputs
         if recognizer.model is None:
             pipeline = getattr(recognizer, "scripted", None)
             if pipeline is None or not hasattr(pipeline, "initial_state"):

@@ -1,4 +1,4 @@
-"""Stacked bidirectional LSTM with a CTC head.
+"""Stacked bidirectional LSTM with a CTC head (or, ``head: transducer``, the encoder of an RNN transducer).
 
 The backward direction of each layer runs a unidirectional ``nn.LSTM`` over *per-sequence reversed* inputs:
 utterance ``b`` of length ``L_b`` is reversed over its first ``L_b`` frames only, so its padding stays at the end
@@ -12,6 +12,11 @@ variants (Greff et al. 2017's eight and the 1997 LSTM; ``lstm_asr/nn/cells.py``)
 and so is frame-rate reduction (input frame stacking with subsampling, pyramidal halving between layers;
 ``lstm_asr/nn/frame_rate.py``): the network then emits fewer frames than it reads, and :meth:`BLSTMCTC.output_lengths`
 says how many.
+
+:class:`BLSTMEncoder` is the stack without an output layer (normalisation, bidirectional layers, frame-rate
+reduction); :class:`BLSTMCTC` adds the CTC output layer, and the RNN transducer
+(:class:`lstm_asr.nn.transducer.Transducer`) adds a prediction and a joint network to the same encoder, with the same
+parameter names, so a CTC model's encoder loads into a transducer as it is.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from lstm_asr.recipe import latency_control_problem
 # 2000, Greff et al.'s "vanilla"), Greff et al.'s eight variants and the 1997 LSTM.
 PEEPHOLE_FAMILY = tuple(VARIANTS)
 CELLS = ("lstm", "peephole", "gru", *PEEPHOLE_FAMILY[1:], "convlstm", "lmu")
+HEADS = ("ctc", "transducer")
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,13 @@ class ModelConfig:
     lmu_order: int = 32
     lmu_theta: float = 50.0
     lmu_memories: int = 8
+    # Output head: "ctc", or "transducer" (Graves 2012/2013: prediction network over the previous labels and a
+    # joint network; lstm_asr/nn/transducer.py). The fields below shape the transducer only.
+    head: str = "ctc"
+    pred_hidden: int = 250  # prediction network: LSTM cells per layer (Graves 2013: one layer of 250)
+    pred_layers: int = 1
+    pred_embedding: int = 0  # its input: 0 = one-hot previous label (Graves), N = a learned N-dim embedding
+    joint_dim: int = 250  # joint network: tanh units over the projected encoder and prediction vectors
 
     def __post_init__(self) -> None:
         if self.init not in ("default", "uniform"):
@@ -112,6 +125,10 @@ class ModelConfig:
                                           self.frame_reduction)
         if problem is not None:
             raise LstmAsrError(f"{problem[0]}: {problem[1]}")
+        if self.head not in HEADS:
+            raise LstmAsrError(f"model.head: unknown head {self.head!r} (use {', '.join(HEADS)})")
+        if self.pred_hidden < 1 or self.pred_layers < 1 or self.joint_dim < 1 or self.pred_embedding < 0:
+            raise LstmAsrError("model: pred_hidden, pred_layers and joint_dim must be >= 1, pred_embedding >= 0")
 
     @property
     def frame_reduction(self) -> int:
@@ -146,12 +163,12 @@ def make_layer(config: ModelConfig, input_dim: int, depth: int = 0) -> BiLayer:
     return BiLSTMLayer(input_dim, config.hidden, config.projection, config.bidirectional)
 
 
-class BLSTMCTC(nn.Module):
-    """Normalisation -> stacked BLSTM -> linear -> log-softmax over blank + labels.
+class BLSTMEncoder(nn.Module):
+    """Normalisation -> stacked bidirectional layers (with any frame-rate reduction): the part of the network that
+    reads the features. :meth:`encode` maps (B, T, D) un-normalised features to (B, T', H) hidden vectors.
 
-    ``forward(features (B, T, D), lengths (B,))`` takes un-normalised features and returns log-probabilities
-    (B, T', C). Outputs at padded frames are meaningless and must be ignored (the CTC loss and decoders use
-    ``output_lengths(lengths)``). T' = T unless the config reduces the frame rate.
+    The weights are created here but initialised by the complete model (:func:`init_weights`), once all its layers
+    exist, so a seed gives the same weights as before the encoder was a class of its own.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -166,10 +183,7 @@ class BLSTMCTC(nn.Module):
             dim = layers[-1].output_dim * (2 if i < config.pyramid else 1)
         self.layers = nn.ModuleList(layers)
         self.dropout = Dropout(config.dropout)  # bulk CPU mask (lstm_asr/nn/dropout.py)
-        self.output = nn.Linear(dim, config.num_classes)
-        if config.init == "uniform":
-            for p in self.parameters():
-                nn.init.uniform_(p, -config.init_scale, config.init_scale)
+        self.encoder_dim = dim
 
     @property
     def frame_reduction(self) -> int:
@@ -190,24 +204,18 @@ class BLSTMCTC(nn.Module):
         """True when the layers run chunk by chunk with a bounded look-ahead (``model.chunk_frames``)."""
         return bool(self.config.chunk_frames) and self.config.bidirectional
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def encode(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The top layer's outputs (B, T', H), dropout applied; frames at or past ``output_lengths`` are padding."""
         c = self.config
         x, lengths = stack_frames(self.normalizer(features), lengths, c.stack_frames, c.subsample)
         if self.latency_controlled:
-            x = self._chunked_layers(x, lengths)
-            return self.log_probs(x)
+            return self._chunked_layers(x, lengths)
         for i, layer in enumerate(self.layers):
             # Dropout on each layer's output (Graves-style), never on the input features.
             x = self.dropout(layer(x, lengths))
             if i < c.pyramid:
                 x, lengths = stack_frames(x, lengths, 2, 2)
-        return self.log_probs(x)
-
-    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
-        """The output layer and log-softmax, in float32 at least: CPU autocast would hand bf16 log-probs to the CTC
-        loss and the decoders. (``self.output`` may be int8-quantized, whose weight is a method, not a tensor.)"""
-        y = self.output(x)
-        return torch.log_softmax(y.float() if y.dtype in (torch.bfloat16, torch.float16) else y, dim=-1)
+        return x
 
     def _chunked_layers(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The layers latency-controlled over whole (padded) utterances: every window's look-ahead frames travel
@@ -230,8 +238,46 @@ class BLSTMCTC(nn.Module):
         return x
 
     def num_parameters(self) -> int:
-        """Number of trainable weights (Graves 2013 quotes 3.8M for 3x250 with 123 inputs and 62 outputs)."""
+        """Number of trainable weights of the whole model (Graves 2013 quotes 3.8M for CTC-3L-250H with 123 inputs
+        and 62 outputs, 4.3M for the transducer)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
+        """The encoder's weights and normalisation statistics, under the names both heads use."""
+        return {k: v for k, v in self.state_dict().items() if k.startswith(ENCODER_PREFIXES)}
+
+
+ENCODER_PREFIXES = ("normalizer.", "layers.")
+
+
+def init_weights(model: nn.Module, config: ModelConfig) -> None:
+    """``init: uniform``: every weight U(-init_scale, init_scale) (Graves 2013); ``default`` keeps PyTorch's."""
+    if config.init == "uniform":
+        for p in model.parameters():
+            nn.init.uniform_(p, -config.init_scale, config.init_scale)
+
+
+class BLSTMCTC(BLSTMEncoder):
+    """Normalisation -> stacked BLSTM -> linear -> log-softmax over blank + labels.
+
+    ``forward(features (B, T, D), lengths (B,))`` takes un-normalised features and returns log-probabilities
+    (B, T', C). Outputs at padded frames are meaningless and must be ignored (the CTC loss and decoders use
+    ``output_lengths(lengths)``). T' = T unless the config reduces the frame rate.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        self.output = nn.Linear(self.encoder_dim, config.num_classes)
+        init_weights(self, config)
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.log_probs(self.encode(features, lengths))
+
+    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """The output layer and log-softmax, in float32 at least: CPU autocast would hand bf16 log-probs to the CTC
+        loss and the decoders. (``self.output`` may be int8-quantized, whose weight is a method, not a tensor.)"""
+        y = self.output(x)
+        return torch.log_softmax(y.float() if y.dtype in (torch.bfloat16, torch.float16) else y, dim=-1)
 
 
 def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,

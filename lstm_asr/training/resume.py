@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,9 @@ class LoopState:
     epoch_frames: int = 0
     elapsed: float = 0.0  # training seconds before this process started (the wall-clock budget spans resumes)
     done: bool = False  # training finished; only the final scoring is left
+    # What ran before the first batch (transducer: encoder copied from a CTC experiment, prediction network LM);
+    # a resumed run finds it here and does not run it again.
+    pretraining: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoopState:
@@ -110,18 +113,24 @@ def recipe_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(diff)
 
 
+def model_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Model-config fields that differ; a field the checkpoint predates (e.g. ``head``) counts only when the new
+    config sets it to something other than its default."""
+    from lstm_asr.nn.model import ModelConfig
+
+    defaults = {f.name: f.default for f in fields(ModelConfig)}
+    absent = object()
+    return sorted(k for k in old.keys() | new.keys()
+                  if old.get(k, defaults.get(k, absent)) != new.get(k, defaults.get(k, absent)))
+
+
 def check_resumable(ckpt: dict[str, Any], recipe: dict[str, Any], model_config: dict[str, Any], path: Any,
                     force: bool) -> None:
     """Refuse a checkpoint of another model always, and of a changed recipe unless ``force``: one-line errors."""
     if "loop" not in ckpt or "optimizer" not in ckpt:
         raise LstmAsrError(f"{path}: cannot resume: the checkpoint holds no training state")
-    # A checkpoint written before a ModelConfig field existed has that field at its default.
-    from lstm_asr.nn.model import ModelConfig
-
-    defaults = {f.name: f.default for f in fields(ModelConfig) if f.default is not MISSING}
-    if {**defaults, **(ckpt.get("model_config") or {})} != {**defaults, **model_config}:
-        old = {**defaults, **(ckpt.get("model_config") or {})}
-        keys = sorted(k for k in old.keys() | model_config.keys() if old.get(k) != model_config.get(k))
+    keys = model_differences(ckpt.get("model_config") or {}, model_config)
+    if keys:
         raise LstmAsrError(f"{path}: checkpoint is from another model (differs in {', '.join(keys)})")
     diff = recipe_differences(ckpt.get("recipe") or {}, recipe)
     if diff and not force:

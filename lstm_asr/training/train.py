@@ -26,7 +26,6 @@ import torch
 
 from data_prep.corpora import resolve_units, score_units_for
 from lstm_asr.data.batching import bucket_batches
-from lstm_asr.data.ctc_feasibility import ctc_feasible
 from lstm_asr.data.feature_store import FeatureSplit
 from lstm_asr.data.features import Normalizer
 from lstm_asr.data.prep import feature_config, load_splits, store_dir
@@ -34,16 +33,19 @@ from lstm_asr.data.wave_batches import training_batches
 from lstm_asr.decoding.split_decode import decode_split
 from lstm_asr.errors import LstmAsrError, reporting_write_errors
 from lstm_asr.nn.checkpoint import load_checkpoint, save_checkpoint
-from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
+from lstm_asr.nn.model import BLSTMEncoder, ModelConfig
+from lstm_asr.nn.networks import is_transducer, network_for
 from lstm_asr.recipe import Recipe, dump_recipe
 from lstm_asr.scoring.error_rates import extra_rates, metric_name
 from lstm_asr.scoring.evaluate import CONVENTIONS, per_speaker, score_split, write_decode_dir
 from lstm_asr.training.averaging import keep_epoch, score_averaged
 from lstm_asr.training.devices import MixedPrecision
 from lstm_asr.training.distributed import Distributed, NullWriter, distributed_session
+from lstm_asr.training.objective import batch_loss, trainable_mask
+from lstm_asr.training.pretraining import init_encoder_from, lm_sentences, pretrain_prediction, read_lm_text
 from lstm_asr.training.regularizers import spec_mask, weight_noise
 from lstm_asr.training.resume import LoopState, check_resumable, rng_states, set_rng_states
-from lstm_asr.training.schedules import next_lr, set_lr
+from lstm_asr.training.schedules import next_lr, set_lr, utterance_paced
 from lstm_asr.training.tensorboard_log import open_tensorboard
 
 
@@ -65,7 +67,8 @@ def normalizer_from(split: FeatureSplit, chunk: int = 200_000) -> Normalizer:
     return Normalizer.from_stats(feats.shape[0], total, total_sq)
 
 
-def build_model(recipe: Recipe, input_dim: int, num_classes: int) -> BLSTMCTC:
+def build_model(recipe: Recipe, input_dim: int, num_classes: int) -> BLSTMEncoder:
+    """The recipe's network: a BLSTM-CTC model, or a transducer (``model.head``) over the same encoder."""
     m, f = recipe.model, recipe.features
     uses_conv = m.cell == "convlstm" or m.conv_layers > 0
     # ConvLSTM layers see a frame as channels of frequency bins: the mel bins and the energy coefficient.
@@ -76,8 +79,13 @@ def build_model(recipe: Recipe, input_dim: int, num_classes: int) -> BLSTMCTC:
                       subsample=m.subsample, pyramid=m.pyramid, bidirectional=m.bidirectional,
                       chunk_frames=m.chunk_frames, right_context=m.right_context, conv_layers=m.conv_layers,
                       conv_channels=m.conv_channels, conv_kernel=m.conv_kernel, freq_bins=freq_bins,
-                      lmu_order=m.lmu_order, lmu_theta=m.lmu_theta, lmu_memories=m.lmu_memories)
-    return BLSTMCTC(cfg)
+                      lmu_order=m.lmu_order, lmu_theta=m.lmu_theta, lmu_memories=m.lmu_memories, head=m.head,
+                      pred_hidden=m.pred_hidden, pred_layers=m.pred_layers, pred_embedding=m.pred_embedding,
+                      joint_dim=m.joint_dim)
+    model = network_for(cfg)
+    if is_transducer(model):
+        model.joint_budget_mb = recipe.training.joint_budget_mb
+    return model
 
 
 def build_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -87,7 +95,7 @@ def build_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optim
     return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
 
 
-def model_checkpoint(model: BLSTMCTC, recipe: Recipe, tokens: list[str], **extra: Any) -> dict[str, Any]:
+def model_checkpoint(model: BLSTMEncoder, recipe: Recipe, tokens: list[str], **extra: Any) -> dict[str, Any]:
     """Everything needed to decode with this model, and nothing that needs pickling."""
     return {
         "model_config": asdict(model.config),
@@ -119,6 +127,24 @@ class MetricsLog:
     def close(self) -> None:
         if self.board is not None:
             self.board.close()
+
+
+def run_pretraining(recipe: Recipe, model: BLSTMEncoder, train_split: FeatureSplit, dev_split: FeatureSplit,
+                    tokens: list[str], device: torch.device, log: Any) -> dict[str, Any]:
+    """A transducer's pretraining steps (lstm_asr/training/pretraining.py); returns what ran, for the loop state
+    and results.json."""
+    t = recipe.training
+    done: dict[str, Any] = {}
+    if t.init_encoder_from:
+        done["encoder"] = init_encoder_from(model, t.init_encoder_from, feature_config(recipe).to_dict())
+        print(f"encoder initialised from {done['encoder']['from']} (epoch {done['encoder']['epoch']}, dev "
+              f"{done['encoder']['dev_per']}%)")
+    if t.pretrain_prediction:
+        sentences = lm_sentences(train_split) + (read_lm_text(t.prediction_lm_text, tokens)
+                                                  if t.prediction_lm_text else [])
+        done["prediction_lm"] = pretrain_prediction(model, sentences, lm_sentences(dev_split), t.prediction_lm_epochs,
+                                                    t.prediction_lm_lr, t.seed, device, log)
+    return done
 
 
 def set_aside_previous_run(out: Path) -> None:
@@ -197,22 +223,28 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
     if dist.is_main:
         with reporting_write_errors(out / "recipe.yaml", "the recipe as run"):
             (out / "recipe.yaml").write_text(dump_recipe(recipe))
+    pretrained = ckpt is None and is_transducer(model) and bool(t.init_encoder_from or t.pretrain_prediction)
+    if pretrained:  # on rank 0; wrapping the model below gives its weights to every process
+        state.pretraining = dist.from_main(lambda: run_pretraining(recipe, model, train_split, dev_split, tokens,
+                                                                   device, log))
     net = dist.wrap(model)  # DDP when distributed: gradients averaged over processes in backward()
     if dist.active and ckpt is None:  # a resumed process has its own generators back already
         seed_everything(dist.rank_seed(t.seed))
     params = model.num_parameters()
-    print(f"Model: {model.config.layers}x{model.config.hidden} BLSTM, {params / 1e6:.2f}M weights, "
+    print(f"Model: {model.config.layers}x{model.config.hidden} BLSTM"
+          + (f" + transducer (prediction {model.config.pred_layers}x{model.config.pred_hidden}, joint "
+             f"{model.config.joint_dim})" if is_transducer(model) else " + CTC") + f", {params / 1e6:.2f}M weights, "
           f"{len(tokens)} outputs; train {len(train_split)} utterances, {train_split.num_frames.sum()} frames")
     # Frame-rate reduction (model.stack_frames/subsample/pyramid) can leave too few frames for an utterance's
     # labels: those are skipped, and counted, here (prep checked the full frame rate).
-    trainable = np.flatnonzero(ctc_feasible(train_split.num_frames, train_split.all_labels(), train_split.num_labels,
-                                            model.output_lengths))
+    trainable = np.flatnonzero(trainable_mask(model, train_split))
+    head, why = ("transducer", "no output frame") if is_transducer(model) else ("CTC", "more labels than output frames")
     if len(trainable) < len(train_split):
         if len(trainable) == 0:
-            raise LstmAsrError(f"{train_split.folder}: no training utterance keeps enough frames for CTC at 1/"
+            raise LstmAsrError(f"{train_split.folder}: no training utterance keeps enough frames for {head} at 1/"
                                f"{model.frame_reduction} of the frame rate (reduce model.subsample or model.pyramid)")
         print(f"skipped {len(train_split) - len(trainable)} of {len(train_split)} training utterances: "
-              f"CTC-infeasible at 1/{model.frame_reduction} of the frame rate (more labels than output frames)")
+              f"{head}-infeasible at 1/{model.frame_reduction} of the frame rate ({why})")
 
     # Stored features, or features computed from augmented audio when the recipe's augment section is on.
     source = training_batches(recipe, train_split, feature_config(recipe), model.output_lengths, store_dir(recipe))
@@ -228,6 +260,9 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
             save_checkpoint(model_checkpoint(model, recipe, tokens, epoch=state.epoch,
                                              optimizer=optimizer.state_dict(), loop=state.to_dict(), rng=rng_states(),
                                              scaler=amp.state_dict(), world_size=dist.world_size, **ranks), last_path)
+
+    if pretrained:
+        save_last()  # a resumed run starts after the pretraining
 
     columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[fps]:,.0f} frames/s"),
@@ -252,18 +287,21 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
                 feats, dev_lengths, targets = feats.to(device), lengths.to(device), targets.to(device)
                 optimizer.zero_grad(set_to_none=True)
                 with weight_noise(model, noise):
-                    with amp.autocast():  # bf16/fp16 forward; ctc_loss computes in float32 whatever it is given
-                        loss = ctc_loss(net(feats, dev_lengths), model.output_lengths(dev_lengths), targets,
-                                        target_lengths)
+                    with amp.autocast():  # bf16/fp16 forward; the CTC and transducer losses compute in float32
+                        loss = batch_loss(net, model, feats, dev_lengths, targets, target_lengths)
+                    # The step: the batch's mean utterance loss, or its sum (one step = its utterances' steps).
+                    step_loss = loss * len(idx) if t.loss_reduction == "sum" else loss
                     finite = dist.all_true(bool(torch.isfinite(loss)))  # every process steps, or none does
                     if finite:
-                        amp.backward(loss)
+                        amp.backward(step_loss)
                         amp.unscale_(optimizer)  # clip true gradients, not scaled fp16 ones
                         # The norm is computed even without clipping: a non-finite gradient must be caught too.
                         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip or math.inf)
                         finite = bool(torch.isfinite(grad_norm))
                 state.step += 1
                 if finite:
+                    if t.momentum_per == "utterance":  # this batch's step stands for its utterances' SGD steps
+                        utterance_paced(optimizer, state.lr, t.momentum, len(idx))
                     amp.step(optimizer)
                     state.bad_streak = 0
                     state.epoch_loss += loss.item() * len(idx)
@@ -357,8 +395,10 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
         "recipe": recipe.name, "corpus": str(recipe.corpus.path), "corpus_type": c.type,
         "scoring": CONVENTIONS.get(c.type, "exact symbols"), "parameters": params,
         "epochs": epoch, "best_epoch": best_epoch, "train_minutes": round(train_minutes, 2),
-        "skipped_steps": skipped_steps, "decoding": "greedy", "metric": metric,
+        "skipped_steps": skipped_steps, "decoding": "greedy", "metric": metric, "head": model.config.head,
     }
+    if state.pretraining:
+        results["pretraining"] = state.pretraining
     for name, split in (("dev", dev_split), ("test", test_split)):
         hyp_ids = decode_split(model, split)
         score = score_split(split, hyp_ids, tokens, score_units)

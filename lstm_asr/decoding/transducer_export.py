@@ -1,0 +1,191 @@
+"""``lstm-asr export`` of a transducer model: one self-contained TorchScript file.
+
+``torch.jit.load("model.pt")(waveform)`` takes a 1-D float waveform at 16 kHz in [-1, 1] and returns the token ids
+of its greedy transcription (the search runs inside, batch of one); ``.tokens`` turns them into symbols. For other
+searches the file exposes the network's parts as methods a caller can drive, the interface of
+:class:`lstm_asr.decoding.transducer_search.TransducerParts` (``lstm-asr decode --model model.pt --beam 16`` drives
+them with the project's beam search):
+
+* ``encode(waveform)`` -> (T', J) encoder frames projected for the joint network;
+* ``initial_state(n)`` -> the prediction network's zero state for n hypotheses;
+* ``predict(tokens (n,), state)`` -> (projected prediction vectors (n, J), new state);
+* ``join(enc, pred)`` -> log-probabilities over blank + labels (broadcasting);
+* ``greedy(enc)`` -> (token ids, their frames).
+
+Attributes as in the CTC export (``tokens``, ``units``, ``sample_rate``, ``frame_shift_ms``, ``feature_config``)
+plus ``head = "transducer"``, ``frame_reduction`` and ``max_symbols``. The feature pipeline is the CTC export's
+:class:`~lstm_asr.decoding.export.ScriptableFbank`. Cells: ``lstm`` (projection included) and ``gru``; frame stacking,
+subsampling and pyramids are inside.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lstm_asr.data.features import FeatureConfig
+from lstm_asr.decoding.export import ScriptableFbank
+from lstm_asr.decoding.recognizer import Recognizer
+from lstm_asr.decoding.transducer_search import DEFAULT_MAX_SYMBOLS
+from lstm_asr.errors import LstmAsrError
+from lstm_asr.nn.checkpoint import load_checkpoint
+from lstm_asr.nn.transducer import Transducer
+
+
+def is_transducer_checkpoint(exp: str | Path) -> bool:
+    """Whether an experiment folder or checkpoint file holds a transducer model (False for anything else)."""
+    path = Path(exp)
+    path = path / "best.pt" if path.is_dir() else path
+    try:
+        return (load_checkpoint(path).get("model_config") or {}).get("head") == "transducer"
+    except LstmAsrError:
+        return False
+
+
+class _Bidirectional(nn.Module):
+    """One bidirectional layer on a single utterance (no padding: the per-sequence reversal is a plain flip)."""
+
+    def __init__(self, fwd: nn.Module, bwd: nn.Module) -> None:
+        super().__init__()
+        self.fwd = fwd
+        self.bwd = bwd
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out_f, _ = self.fwd(x)
+        out_b, _ = self.bwd(x.flip(1))
+        return torch.cat([out_f, out_b.flip(1)], dim=-1)
+
+
+def _stack(x: torch.Tensor, stack: int, subsample: int) -> torch.Tensor:
+    """:func:`lstm_asr.nn.frame_rate.stack_frames` for one unpadded utterance (1, T, D)."""
+    steps = x.shape[1]
+    out_steps = (steps + subsample - 1) // subsample
+    need = (out_steps - 1) * subsample + stack
+    if need > steps:
+        x = nn.functional.pad(x, (0, 0, 0, need - steps))
+    else:
+        x = x[:, :need]
+    windows = x.unfold(1, stack, subsample)
+    return windows.transpose(2, 3).reshape(1, out_steps, stack * x.shape[2])
+
+
+class _Encoder(nn.Module):
+    """The trained encoder on one utterance: features (T, D) -> projected encoder frames (T', J)."""
+
+    def __init__(self, model: Transducer) -> None:
+        super().__init__()
+        c = model.config
+        if c.cell not in ("lstm", "gru"):
+            raise LstmAsrError(f"export supports transducers with cell lstm or gru, not model.cell {c.cell!r}")
+        self.normalizer = model.normalizer
+        self.layers = nn.ModuleList(_Bidirectional(layer.fwd, layer.bwd) for layer in model.layers)
+        self.stack_frames = c.stack_frames
+        self.subsample = c.subsample
+        self.pyramid = c.pyramid
+        self.project = model.joint.encoder_proj
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.normalizer(features).unsqueeze(0)
+        if self.stack_frames > 1 or self.subsample > 1:
+            x = _stack(x, self.stack_frames, self.subsample)
+        i = 0
+        for layer in self.layers:
+            x = layer(x)
+            if i < self.pyramid:
+                x = _stack(x, 2, 2)
+            i += 1
+        return self.project(x)[0]
+
+
+class ExportedTransducer(nn.Module):
+    """Waveform -> greedy token ids, with the network's parts as methods and the token list on board."""
+
+    def __init__(self, model: Transducer, features: FeatureConfig, tokens: list[str], units: str,
+                 corpus_type: str, max_symbols: int = DEFAULT_MAX_SYMBOLS) -> None:
+        super().__init__()
+        c = model.config
+        self.features = ScriptableFbank(features)
+        self.encoder = _Encoder(model)
+        self.embedding = model.predictor.embedding if model.predictor.embedding is not None else nn.Identity()
+        self.one_hot: bool = model.predictor.embedding is None
+        self.lstm = model.predictor.lstm
+        self.pred_proj = model.joint.pred_proj
+        self.output = model.joint.output
+        self.num_classes: int = c.num_classes
+        self.pred_layers: int = c.pred_layers
+        self.pred_hidden: int = c.pred_hidden
+        self.max_symbols: int = max_symbols
+        self.head: str = "transducer"
+        self.frame_reduction: int = c.frame_reduction
+        self.tokens: list[str] = list(tokens)
+        self.units: str = units
+        self.corpus_type: str = corpus_type
+        self.sample_rate: int = features.sample_rate
+        self.frame_shift_ms: float = features.frame_shift_ms
+        self.feature_config: str = json.dumps(features.to_dict())
+
+    @torch.jit.export
+    def encode(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.features(waveform))
+
+    @torch.jit.export
+    def initial_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(self.pred_layers, n, self.pred_hidden)
+        return zeros, zeros.clone()
+
+    @torch.jit.export
+    def predict(self, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        if self.one_hot:  # blank, the start symbol, is the zero vector
+            x = nn.functional.one_hot(tokens, self.num_classes)[:, 1:].float()
+        else:
+            x = self.embedding(tokens)
+        out, new_state = self.lstm(x.unsqueeze(1), state)
+        return self.pred_proj(out[:, 0]), new_state
+
+    @torch.jit.export
+    def join(self, enc: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.output(torch.tanh(enc + pred)), dim=-1)
+
+    @torch.jit.export
+    def greedy(self, enc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Greedy decoding of one utterance's encoder frames (T', J): token ids and the frame of each."""
+        tokens: list[int] = []
+        frames: list[int] = []
+        state = self.initial_state(1)
+        pred, state = self.predict(torch.zeros(1, dtype=torch.long), state)
+        for t in range(enc.shape[0]):
+            for _ in range(self.max_symbols):
+                k = int(self.join(enc[t:t + 1], pred)[0].argmax())
+                if k == 0:
+                    break
+                tokens.append(k)
+                frames.append(t)
+                pred, state = self.predict(torch.tensor([k], dtype=torch.long), state)
+        return torch.tensor(tokens, dtype=torch.long), torch.tensor(frames, dtype=torch.long)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        tokens, _ = self.greedy(self.encode(waveform))
+        return tokens
+
+
+def export_transducer(exp: str | Path, out: str | Path, fmt: str = "torchscript") -> Path:
+    """Write a transducer experiment's best model as a TorchScript file; returns ``out``."""
+    if fmt != "torchscript":
+        raise LstmAsrError(f"{exp}: a transducer model exports as --format torchscript only (the search and the "
+                           "prediction network's state do not fit one ONNX graph)")
+    rec = Recognizer.load(exp)
+    if not isinstance(rec.model, Transducer) or not isinstance(rec.features, FeatureConfig):
+        raise LstmAsrError(f"{exp}: not a speech transducer model")
+    with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export, which has no LSTM yet
+        warnings.simplefilter("ignore")
+        module = torch.jit.script(ExportedTransducer(rec.model.eval(), rec.features, rec.tokens, rec.units,
+                                                     rec.corpus_type))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    module.save(str(out))
+    return out
