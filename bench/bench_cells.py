@@ -39,17 +39,6 @@ CONFIGS: dict[str, dict] = {
 }
 
 
-def make_batch(batch: int, frames: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    g = torch.Generator().manual_seed(seed)
-    # Lengths spread as in a length-bucketed batch: 85-100% of the longest.
-    lengths = torch.randint(int(0.85 * frames), frames + 1, (batch,), generator=g)
-    lengths[0] = frames
-    x = torch.randn(batch, frames, 123, generator=g)
-    target_lengths = torch.full((batch,), frames // 12)  # ~ TIMIT: 12 frames per phone, feasible at 30 ms too
-    targets = torch.randint(1, 62, (int(target_lengths.sum()),), generator=g)
-    return x, lengths, targets, target_lengths
-
-
 def build(name: str, hidden: int, layers: int) -> tuple[BLSTMCTC, torch.optim.Optimizer]:
     torch.manual_seed(0)
     model = BLSTMCTC(ModelConfig(input_dim=123, num_classes=62, hidden=hidden, layers=layers, **CONFIGS[name]))
@@ -69,7 +58,7 @@ def step(model: BLSTMCTC, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor,
 def memory_child(name: str, batch: int, frames: int, hidden: int, layers: int) -> None:
     """Run in a subprocess: one warm-up-free training step, print peak RSS (MiB) before and after."""
     model, opt = build(name, hidden, layers)
-    data = make_batch(batch, frames)
+    data = benchlib.ctc_batch(batch, frames)
     # Resident memory now, not the peak: importing torch peaks higher than a small model needs.
     before = benchlib.status_kb("VmRSS") / 1024
     try:  # reset the kernel's peak-RSS mark (Linux >= 4.0), so the peak is the step's, not the imports'
@@ -97,7 +86,7 @@ def main() -> None:
         memory_child(args.child, args.batch, args.memory_frames, args.hidden, args.layers)
         return
     names = args.configs.split(",")
-    data = make_batch(args.batch, args.frames)
+    data = benchlib.ctc_batch(args.batch, args.frames)
     frames = int(data[1].sum())
     models = {n: build(n, args.hidden, args.layers) for n in names}
     times: dict[str, list[float]] = {n: [] for n in names}

@@ -23,7 +23,7 @@ import sys
 
 import benchlib
 import torch
-from bench_cells import make_batch, step
+from bench_cells import step
 
 from lstm_asr.nn.lmu import LMUBiLayer
 from lstm_asr.nn.model import BLSTMCTC, ModelConfig
@@ -68,7 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     benchlib.start(args)
     names = args.configs.split(",")
-    data = make_batch(args.batch, args.frames)
+    data = benchlib.ctc_batch(args.batch, args.frames)
     frames = int(data[1].sum())
     models = {n: build(CONFIGS[n], args.hidden, args.layers) for n in names}
     times = interleaved(models, data, args.repeats, "part 1")
@@ -83,7 +83,7 @@ def main() -> None:
     if greff:
         results["greff_max_vs_lstm"] = max(greff)
     if args.lmu_frames:
-        long_batch = make_batch(args.batch, args.lmu_frames, seed=1)
+        long_batch = benchlib.ctc_batch(args.batch, args.lmu_frames, seed=1)
         long_models = {"lstm": build({}, args.hidden, args.layers), "lmu_parallel": build({"cell": "lmu"}, args.hidden,
                                                                                           args.layers)}
         stepwise = build({"cell": "lmu"}, args.hidden, args.layers)

@@ -45,16 +45,6 @@ CONFIGS: dict[str, dict] = {
 }
 
 
-def make_batch(batch: int, frames: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(int(0.85 * frames), frames + 1, (batch,), generator=g)
-    lengths[0] = frames
-    x = torch.randn(batch, frames, 123, generator=g)
-    target_lengths = torch.full((batch,), frames // 12)  # ~ TIMIT: 12 frames per phone, feasible at 30 ms too
-    targets = torch.randint(1, 62, (int(target_lengths.sum()),), generator=g)
-    return x, lengths, targets, target_lengths
-
-
 def build(name: str, hidden: int, layers: int, budget_mb: float) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(0)
     cfg = ModelConfig(input_dim=123, num_classes=62, hidden=hidden, layers=layers, **CONFIGS[name])
@@ -91,7 +81,7 @@ def lattice_mib(name: str, batch: tuple[torch.Tensor, ...], hidden: int, layers:
 def memory_child(name: str, batch: int, frames: int, hidden: int, layers: int, budget_mb: float) -> None:
     """Run in a subprocess: one training step, print peak RSS (MiB) and its growth over the RSS before it."""
     model, opt = build(name, hidden, layers, budget_mb)
-    data = make_batch(batch, frames)
+    data = benchlib.ctc_batch(batch, frames)
     before = benchlib.status_kb("VmRSS") / 1024
     try:  # reset the kernel's peak-RSS mark, so the peak is the step's, not the imports'
         with open("/proc/self/clear_refs", "w") as f:
@@ -166,7 +156,7 @@ def main() -> None:
     results: dict = {"config": benchlib.config(args)}
     names = args.configs.split(",")
     if not args.no_steps:
-        data = make_batch(args.batch, args.frames)
+        data = benchlib.ctc_batch(args.batch, args.frames)
         frames = int(data[1].sum())
         models = {n: build(n, args.hidden, args.layers, args.budget) for n in names}
         times: dict[str, list[float]] = {n: [] for n in names}
@@ -192,7 +182,7 @@ def main() -> None:
                                   "--layers", str(args.layers), "--threads", str(args.threads),
                                   "--child-budget", str(budget)], capture_output=True, text=True, check=True)
             results["memory"][label] = {"batch": batch, **json.loads(out.stdout.strip().splitlines()[-1])}
-        full = make_batch(args.batch, args.memory_frames)
+        full = benchlib.ctc_batch(args.batch, args.memory_frames)
         results["memory_unbounded_full_batch_lattice_mib"] = round(lattice_mib("transducer", full, args.hidden,
                                                                                args.layers), 1)
     if args.search is not None:

@@ -105,6 +105,20 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     return 1000.0 * statistics.median(times)
 
 
+
+def ctc_batch(batch: int, frames: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """A synthetic training batch shaped like TIMIT's for the step benchmarks: 123 features, lengths spread as in a
+    length-bucketed batch (85-100% of the longest), 12 frames per label (feasible at 30 ms too), 61 labels + blank.
+    Returns (features, lengths, targets, target_lengths)."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(int(0.85 * frames), frames + 1, (batch,), generator=g)
+    lengths[0] = frames
+    x = torch.randn(batch, frames, 123, generator=g)
+    target_lengths = torch.full((batch,), frames // 12)
+    targets = torch.randint(1, 62, (int(target_lengths.sum()),), generator=g)
+    return x, lengths, targets, target_lengths
+
+
 def status_kb(field: str) -> int:
     """A memory figure of this process from /proc/self/status, in kB (``VmRSS``, ``VmHWM``); 0 if it is absent.
 
