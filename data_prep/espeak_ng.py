@@ -36,7 +36,7 @@ _CHARS_UTF8 = 1
 # Several phones: the engine's segment is split by the fractions of :data:`SPLIT_FRACTIONS`.
 TO_RADIO: dict[str, tuple[str, ...]] = {
     # vowels
-    "@": ("ax",), "@2": ("ax",), "@5": ("ax",), "a#": ("ax",), "3": ("er",), "3:": ("er",),
+    "@": ("ax",), "@2": ("ax",), "@5": ("ax",), "@-": ("ax",), "a#": ("ax",), "3": ("er",), "3:": ("er",),
     "a": ("ae",), "aa": ("ae",), "A:": ("aa",), "0": ("aa",), "O:": ("ao",), "O": ("ao",), "O2": ("ao",),
     "E": ("eh",), "eI": ("ey",), "I": ("ih",), "I#": ("ih",), "I2": ("ih",), "i": ("iy",), "i:": ("iy",),
     "U": ("uh",), "u:": ("uw",), "V": ("ah",), "aI": ("ay",), "aU": ("aw",), "OI": ("oy",), "oU": ("ow",),
