@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -59,18 +58,7 @@ def memory_child(name: str, batch: int, frames: int, hidden: int, layers: int) -
     """Run in a subprocess: one warm-up-free training step, print peak RSS (MiB) before and after."""
     model, opt = build(name, hidden, layers)
     data = benchlib.ctc_batch(batch, frames)
-    # Resident memory now, not the peak: importing torch peaks higher than a small model needs.
-    before = benchlib.status_kb("VmRSS") / 1024
-    try:  # reset the kernel's peak-RSS mark (Linux >= 4.0), so the peak is the step's, not the imports'
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        seconds = step(model, opt, data)
-        after = benchlib.status_kb("VmHWM") / 1024
-    except OSError:
-        seconds = step(model, opt, data)
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"peak_rss_mib": round(after, 1), "step_growth_mib": round(after - before, 1),
-                      "step_s": round(seconds, 3)}))
+    print(json.dumps(benchlib.step_peak_memory(lambda: step(model, opt, data))))
 
 
 def main() -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -82,17 +81,8 @@ def memory_child(name: str, batch: int, frames: int, hidden: int, layers: int, b
     """Run in a subprocess: one training step, print peak RSS (MiB) and its growth over the RSS before it."""
     model, opt = build(name, hidden, layers, budget_mb)
     data = benchlib.ctc_batch(batch, frames)
-    before = benchlib.status_kb("VmRSS") / 1024
-    try:  # reset the kernel's peak-RSS mark, so the peak is the step's, not the imports'
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        seconds = step(model, opt, data)
-        after = benchlib.status_kb("VmHWM") / 1024
-    except OSError:
-        seconds = step(model, opt, data)
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"peak_rss_mib": round(after, 1), "step_growth_mib": round(after - before, 1),
-                      "step_s": round(seconds, 3), "lattice_mib": round(lattice_mib(name, data, hidden, layers), 1)}))
+    result = benchlib.step_peak_memory(lambda: step(model, opt, data))
+    print(json.dumps({**result, "lattice_mib": round(lattice_mib(name, data, hidden, layers), 1)}))
 
 
 def memory_cases(args: argparse.Namespace) -> list[tuple[str, str, int, float]]:

@@ -130,6 +130,25 @@ def status_kb(field: str) -> int:
     return 0
 
 
+
+def step_peak_memory(step: Callable[[], float]) -> dict[str, float]:
+    """Run ``step`` (one training step returning its seconds) once and measure its memory: peak resident memory
+    (MiB) and its growth over the resident memory before it. The kernel's peak-RSS mark is reset first (Linux >= 4.0),
+    so the peak is the step's, not the imports' (importing torch peaks higher than a small model needs)."""
+    before = status_kb("VmRSS") / 1024
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        seconds = step()
+        after = status_kb("VmHWM") / 1024
+    except OSError:
+        import resource
+
+        seconds = step()
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"peak_rss_mib": round(after, 1), "step_growth_mib": round(after - before, 1), "step_s": round(seconds, 3)}
+
+
 def write_json(result: dict[str, Any], path: str | Path, indent: int | None = 2) -> str:
     """Write ``result`` as JSON to ``path`` (making its folder), as :func:`emit` prints it; return the text."""
     text = json.dumps(result, indent=indent)
