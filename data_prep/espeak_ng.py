@@ -142,11 +142,18 @@ def engine() -> _Engine:
     return _ENGINE
 
 
+class UnmappedPhoneme(LstmAsrError):
+    """espeak-ng spoke a phoneme mnemonic that :data:`TO_RADIO` does not map: the utterance has no honest labels.
+
+    The corpus generator skips (and counts) such an utterance rather than guess a label or stop the whole run."""
+
+
 def radio_phones(name: str) -> tuple[str, ...]:
-    """The radio (or TIMIT) phones of an espeak-ng mnemonic; raises for one not in :data:`TO_RADIO`."""
+    """The radio (or TIMIT) phones of an espeak-ng mnemonic; raises :class:`UnmappedPhoneme` for one not in
+    :data:`TO_RADIO`."""
     if name in TO_RADIO:
         return TO_RADIO[name]
-    raise RuntimeError(f"espeak-ng phoneme {name!r} has no mapping to TIMIT phones (data_prep/espeak_ng.py)")
+    raise UnmappedPhoneme(f"espeak-ng phoneme {name!r} has no mapping to TIMIT phones (data_prep/espeak_ng.py)")
 
 
 def phone_segments(events: Sequence[tuple[int, int, int, int, str]], n: int) -> list[tuple[str, int, int]]:

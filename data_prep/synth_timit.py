@@ -27,6 +27,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import zlib
@@ -38,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from data_prep.espeak_ng import UnmappedPhoneme
 from data_prep.phones import TIMIT_61
 from data_prep.text_pool import load_pool, normalise_words
 from data_prep.tts import ENGINES, VOICES, Synthesis, Voice, check_engines, synthesize, voices_for_talkers
@@ -148,6 +150,7 @@ class SynthSummary:
     test_talkers: list[str] = field(default_factory=list)
     seconds: float = 0.0  # wall-clock time of this call
     resumed_speakers: int = 0  # speakers found complete on disk and not regenerated
+    skipped_utterances: int = 0  # planned utterances not written: a phone the voice's labels cannot map
 
     def __str__(self) -> str:
         return (
@@ -157,7 +160,9 @@ class SynthSummary:
             f"{self.train_minutes:.1f} min from talkers {', '.join(self.train_talkers)}; "
             f"TEST {self.test_speakers} speakers, {self.test_utterances} utterances, "
             f"{self.test_minutes:.1f} min from talker(s) {', '.join(self.test_talkers)}; "
-            f"{self.seconds:.1f} s, {self.resumed_speakers} speaker(s) already complete were kept."
+            f"{self.seconds:.1f} s, {self.resumed_speakers} speaker(s) already complete were kept"
+            + (f"; {self.skipped_utterances} utterance(s) skipped (a phone with no TIMIT mapping, listed in "
+               f"{MARKER})." if self.skipped_utterances else ".")
         )
 
 
@@ -421,12 +426,31 @@ class _Job:
     speakers: tuple[SpeakerPlan, ...]
 
 
+def _synthesize_skipping(voice: Voice, texts: Sequence[str], tmp: Path) -> dict[str, Synthesis]:
+    """Every text that ``voice`` can label honestly, synthesised; a text whose phones have no TIMIT mapping
+    (:class:`UnmappedPhoneme`, a rare espeak-ng mnemonic) is left out, with one line on stderr naming it."""
+    try:
+        return dict(zip(texts, synthesize(voice, texts, tmp), strict=True))
+    except UnmappedPhoneme:
+        pass  # rare: find the text(s) one at a time rather than lose the whole job
+    synths = {}
+    for text in texts:
+        try:
+            synths[text] = synthesize(voice, [text], tmp)[0]
+        except UnmappedPhoneme as exc:
+            print(f"synth timit: skipped {text!r} for voice {voice.name}: {exc}", file=sys.stderr, flush=True)
+    return synths
+
+
 def _run_job(job: _Job) -> list[str]:
-    """Synthesise and write every speaker of one job (one voice, one synthesiser process for festival)."""
+    """Synthesise and write every speaker of one job (one voice, one synthesiser process for festival).
+
+    An utterance whose prompt the voice cannot label is not written: its speaker folder is complete without it
+    (:func:`_skipped_utterances` counts those from the disk, so a resumed run counts them too)."""
     voice = VOICES[job.voice]
     texts = sorted({text for spk in job.speakers for _, text in spk.utts})
     with tempfile.TemporaryDirectory(prefix="lstm-asr-synth-") as tmp:
-        synths = dict(zip(texts, synthesize(voice, texts, Path(tmp)), strict=True))
+        synths = _synthesize_skipping(voice, texts, Path(tmp))
     done = []
     for spk in job.speakers:
         final = Path(job.out) / spk.folder
@@ -435,6 +459,8 @@ def _run_job(job: _Job) -> list[str]:
             shutil.rmtree(partial)
         partial.mkdir(parents=True)
         for utt, text in spk.utts:
+            if text not in synths:
+                continue
             syn = synths[text]
             got = [w for w, _, _ in syn.words]
             if got != normalise_words(text):
@@ -490,12 +516,21 @@ def _scan(out: Path, plans: Sequence[SpeakerPlan]) -> dict[str, dict[str, float]
         st = stats[spk.split]
         st["speakers"] += 1
         for utt, _ in spk.utts:
-            nsamples = int((out / spk.folder / f"{utt}.TXT").read_text(encoding="ascii").split()[1])
+            txt = out / spk.folder / f"{utt}.TXT"
+            if not txt.is_file():  # skipped at generation (see _skipped_utterances)
+                continue
+            nsamples = int(txt.read_text(encoding="ascii").split()[1])
             st["utterances"] += 1
             st["minutes"] += nsamples / RATE / 60
     for st in stats.values():
         st["minutes"] = round(st["minutes"], 3)
     return stats
+
+
+def _skipped_utterances(out: Path, plans: Sequence[SpeakerPlan]) -> list[str]:
+    """The planned utterances a finished speaker folder lacks: prompts the voice could not label honestly."""
+    return [f"{spk.folder}/{utt}" for spk in plans for utt, _ in spk.utts
+            if (out / spk.folder).is_dir() and not (out / spk.folder / f"{utt}.WAV").is_file()]
 
 
 def _test_set(name: str) -> str:
@@ -612,6 +647,7 @@ def generate_timit_corpus(
                     pass
 
     stats = _scan(out, plans)
+    skipped = _skipped_utterances(out, plans)
     train_talkers = sorted({VOICES[s.voice].talker for s in plans if s.split == "TRAIN"})
     test_talkers_used = sorted({VOICES[s.voice].talker for s in plans if s.split == "TEST"})
     if not corpus_is_complete(out):
@@ -628,6 +664,7 @@ def generate_timit_corpus(
             },
             "train_talkers": train_talkers,
             "test_talkers": test_talkers_used,
+            "skipped_utterances": skipped,
             "voices": {v: {"engine": VOICES[v].engine, "voice": VOICES[v].voice_id} for v in used},
             "labels": (
                 "engine phone timings (CMU radio set) mapped to TIMIT-61: edge pau -> h#, inner pau kept; "
@@ -676,6 +713,7 @@ def generate_timit_corpus(
         test_talkers=test_talkers_used,
         seconds=time.monotonic() - t0,
         resumed_speakers=resumed,
+        skipped_utterances=len(skipped),
     )
 
 

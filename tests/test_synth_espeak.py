@@ -35,7 +35,7 @@ SMALL = {"minutes": 1.0, "seed": 3, "n_core": 2, "n_dev": 1, "n_train": 6, "prog
 
 
 def test_phone_segments_follow_the_events_and_cover_the_audio() -> None:
-    from data_prep.espeak_ng import phone_segments
+    from data_prep.espeak_ng import UnmappedPhoneme, phone_segments
 
     word, phone = 1, 7
     events = [(word, 0, 1, 3, ""), (phone, 100, 1, 0, "D"), (phone, 300, 1, 0, "@2"), (phone, 500, 1, 0, ";"),
@@ -45,7 +45,7 @@ def test_phone_segments_follow_the_events_and_cover_the_audio() -> None:
     assert segs == [("pau", 0, 100), ("dh", 100, 300), ("ax", 300, 700),  # ';' is a mark, not a phone
                     ("eh", 700, 1300), ("r", 1300, 1700),  # 'l' has no duration; e@ = eh + r, 60/40
                     ("dx", 1700, 1900), ("pau", 1900, 2300)]  # the two pauses are one, to the end of the audio
-    with pytest.raises(RuntimeError, match="no mapping"):
+    with pytest.raises(UnmappedPhoneme, match="no mapping"):
         phone_segments([(phone, 0, 1, 0, "Q!")], 10)
 
 

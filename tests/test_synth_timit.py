@@ -226,3 +226,42 @@ def test_resume_keeps_finished_speakers(tiny: Path, tmp_path: Path) -> None:
 
     with pytest.raises(CorpusError, match="other settings"):
         generate_timit_corpus(out, jobs=1, **{**TINY, "seed": 1})
+
+
+@needs_engines
+def test_unlabelable_prompt_is_skipped_and_counted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A prompt a voice speaks with a phone that has no TIMIT mapping is left out of that voice's speakers and
+    counted (SYNTH_INFO.json, the summary, stderr), and the rest of the corpus is written as usual."""
+    import data_prep.synth_timit as st
+    from data_prep.espeak_ng import UnmappedPhoneme
+
+    real = st.synthesize
+    bad: dict[str, str] = {}
+
+    def synthesize(voice, texts, workdir):  # the first non-SA prompt of the first voice asked fails
+        if not bad:
+            bad.update(voice=voice.name, text=next(t for t in texts if t not in SA_TEXTS))
+        if voice.name == bad["voice"] and bad["text"] in texts:
+            raise UnmappedPhoneme("espeak-ng phoneme 'Q!' has no mapping to TIMIT phones")
+        return real(voice, texts, workdir)
+
+    monkeypatch.setattr(st, "synthesize", synthesize)
+    out = tmp_path / "corpus"
+    summary = generate_timit_corpus(out, jobs=1, **TINY)
+
+    info = json.loads((out / MARKER).read_text())
+    skipped = info["skipped_utterances"]
+    # Exactly the utterances of that voice's speakers whose prompt is the bad one are missing, nothing else.
+    assert skipped and summary.skipped_utterances == len(skipped)
+    for name in skipped:
+        folder, utt = name.rsplit("/", 1)
+        assert info["speakers"][folder]["voice"] == bad["voice"]
+        assert not (out / folder / f"{utt}.WAV").exists() and not (out / folder / f"{utt}.PHN").exists()
+    written = sum(1 for _ in out.glob("*/DR*/*/*.WAV"))
+    assert written == summary.train_utterances + summary.test_utterances == 110 - len(skipped)
+    err = capsys.readouterr().err
+    assert f"for voice {bad['voice']}" in err and "'Q!'" in err and len(err.strip().splitlines()) == 1
+    assert "skipped" in str(summary)
+    # Finishing a finished corpus counts the same skips from the disk.
+    assert generate_timit_corpus(out, jobs=1, **TINY).skipped_utterances == len(skipped)
