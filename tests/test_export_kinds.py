@@ -52,6 +52,7 @@ def test_every_model_kind_exports_and_decodes_as_its_experiment(kind: str, wav, 
     if kind not in EXACT:  # the path score sums the (close) log-probs
         assert got.pop("score") == pytest.approx(want.pop("score"), abs=1e-2)
     assert got == want
+    assert not torch.jit.load(str(out))(wave).requires_grad  # inference-only: no graph without torch.no_grad()
 
 
 def test_export_cli_on_a_demo_like_model(wav, tmp_path) -> None:

@@ -268,6 +268,7 @@ def test_transducer_decodes_evaluates_and_exports(transducer_exp: Path, tiny_cor
     assert res.returncode == 0, res.stderr
     scripted = torch.jit.load(str(model_pt))
     torch.testing.assert_close(scripted.encode(wave), enc, atol=1e-5, rtol=0)
+    assert not scripted.encode(wave).requires_grad  # inference-only: no autograd graph without torch.no_grad()
     greedy = rec.searcher(SearchConfig(beam=1, max_symbols=4))(enc[None], torch.tensor([len(enc)]))[0][0]
     assert tuple(scripted(wave).tolist()) == greedy.tokens
     res = run_cli("decode", "--model", str(model_pt), "--beam", "4", "--json", str(wav))

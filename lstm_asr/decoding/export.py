@@ -227,7 +227,10 @@ def _experiment(exp: str | Path) -> Recognizer:
     return rec
 
 
-def _save_script(module: nn.Module, out: str | Path) -> Path:
+def save_script(module: nn.Module, out: str | Path) -> Path:
+    """Script ``module`` and write it to ``out``: an inference-only file whose outputs carry no autograd graph."""
+    for p in module.parameters():  # a caller without torch.no_grad() would otherwise record a backward graph
+        p.requires_grad_(False)
     with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export, which has no LSTM yet
         warnings.simplefilter("ignore")
         scripted = torch.jit.script(module)
@@ -247,7 +250,7 @@ def export_torchscript(exp: str | Path, out: str | Path, streaming: bool = False
     if isinstance(rec.features, InkFeatureConfig):
         if streaming:
             raise LstmAsrError(f"{exp}: --streaming streams audio; a handwriting model exports whole (drop it)")
-        return _save_script(ExportedInkModel(model, rec.features, rec.tokens, rec.units, rec.corpus_type).eval(),
+        return save_script(ExportedInkModel(model, rec.features, rec.tokens, rec.units, rec.corpus_type).eval(),
                             out)
     if streaming:
         if not model.config.chunk_frames and not chunk_frames:
@@ -257,7 +260,7 @@ def export_torchscript(exp: str | Path, out: str | Path, streaming: bool = False
                                            chunk_frames, right_context)
     else:
         module = ExportedModel(model, rec.features, rec.tokens, rec.units, rec.corpus_type)
-    return _save_script(module.eval(), out)
+    return save_script(module.eval(), out)
 
 
 def onnx_problem(model: BLSTMCTC) -> str | None:

@@ -21,14 +21,13 @@ subsampling and pyramids are inside.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from lstm_asr.data.features import FeatureConfig
-from lstm_asr.decoding.export import ScriptableFbank
+from lstm_asr.decoding.export import ScriptableFbank, save_script
 from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.decoding.transducer_search import DEFAULT_MAX_SYMBOLS
 from lstm_asr.errors import LstmAsrError
@@ -181,11 +180,5 @@ def export_transducer(exp: str | Path, out: str | Path, fmt: str = "torchscript"
     rec = Recognizer.load(exp)
     if not isinstance(rec.model, Transducer) or not isinstance(rec.features, FeatureConfig):
         raise LstmAsrError(f"{exp}: not a speech transducer model")
-    with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export, which has no LSTM yet
-        warnings.simplefilter("ignore")
-        module = torch.jit.script(ExportedTransducer(rec.model.eval(), rec.features, rec.tokens, rec.units,
-                                                     rec.corpus_type))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    module.save(str(out))
-    return out
+    return save_script(ExportedTransducer(rec.model.eval(), rec.features, rec.tokens, rec.units, rec.corpus_type),
+                       out)
