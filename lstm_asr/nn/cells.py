@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -188,6 +188,22 @@ def _tanh_(x: torch.Tensor) -> torch.Tensor:
     return x.mul_(2).sigmoid_().mul_(2).sub_(1)
 
 
+class GateLayout(NamedTuple):
+    """Where a :class:`GateSpec`'s blocks lie in a (..., blocks * hidden) projection, and the switches the recurrence
+    branches on: :meth:`GateSpec.layout` derives them once per call, and the recurrence unpacks them into locals."""
+
+    blocks: int
+    hidden: int
+    gi: int | None  # block index of i, f, g, o (None: the variant has no such gate)
+    gf: int | None
+    gg: int
+    go: int | None
+    tanh_g: bool  # input activation
+    tanh_c: bool  # output activation
+    coupled: bool  # f = 1 - i
+    fgr: bool  # full gate recurrence
+
+
 @dataclass(frozen=True)
 class GateSpec:
     """Which parts of the peephole LSTM a layer has. Greff et al. ("LSTM: A Search Space Odyssey", 2017) ablate
@@ -236,6 +252,14 @@ class GateSpec:
         """The gates with a peephole, in the order of the peephole weights' rows: i, f (on c_{t-1}), o (on c_t)."""
         return tuple(g for g in ("i", "f", "o") if g in self.gates) if self.peepholes else ()
 
+    def layout(self, width: int) -> GateLayout:
+        """The :class:`GateLayout` of a projection ``width`` = len(gates) * hidden wide."""
+        blocks = len(self.gates)
+        pos = {name: k for k, name in enumerate(self.gates)}
+        return GateLayout(blocks, width // blocks, pos.get("i"), pos.get("f"), pos["g"], pos.get("o"),
+                          self.input_activation, self.output_activation, self.forget_gate == "coupled",
+                          self.gate_recurrence)
+
 
 # Greff et al.'s variants, and the 1997 LSTM (Hochreiter & Schmidhuber: input and output gates, no forget gate, no
 # peepholes). Its activations, 4 sigmoid(x) - 2 on the block input and 2 sigmoid(x) - 1 = tanh(x / 2) on the cell,
@@ -283,12 +307,7 @@ class GatedLSTMFunction(torch.autograd.Function):
                 w_gg_t: torch.Tensor | None, h0: torch.Tensor | None, c0: torch.Tensor | None,
                 spec: GateSpec) -> tuple[torch.Tensor, torch.Tensor]:
         dirs, batch, steps, width = gx.shape
-        blocks = len(spec.gates)
-        hidden = width // blocks
-        pos = {name: k for k, name in enumerate(spec.gates)}
-        gi, gf, gg, go = (pos.get(name) for name in "ifgo")
-        tanh_g, tanh_c, coupled = spec.input_activation, spec.output_activation, spec.forget_gate == "coupled"
-        fgr = spec.gate_recurrence
+        blocks, hidden, gi, gf, gg, go, tanh_g, tanh_c, coupled, fgr = spec.layout(width)
         # Activated blocks per step: i, f, o, and for g sigmoid(2 z_g) (tanh(z_g) = 2 sigmoid(2 z_g) - 1, see
         # _tanh_) or z_g itself without the input activation.
         acts = gx.new_empty(steps, dirs, batch, width)
@@ -358,12 +377,7 @@ class GatedLSTMFunction(torch.autograd.Function):
         w_hh_t, peep, w_gg_t, h0, acts, cs, hs, act_c = ctx.saved_tensors
         spec: GateSpec = ctx.spec
         steps, dirs, batch, width = acts.shape
-        blocks = len(spec.gates)
-        hidden = width // blocks
-        pos = {name: k for k, name in enumerate(spec.gates)}
-        gi, gf, gg, go = (pos.get(name) for name in "ifgo")
-        tanh_g, tanh_c, coupled = spec.input_activation, spec.output_activation, spec.forget_gate == "coupled"
-        fgr = spec.gate_recurrence
+        blocks, hidden, gi, gf, gg, go, tanh_g, tanh_c, coupled, fgr = spec.layout(width)
         a4 = acts.view(steps, dirs, batch, blocks, hidden)
         i = a4[:, :, :, gi] if gi is not None else None
         f = a4[:, :, :, gf] if gf is not None else None
@@ -462,7 +476,9 @@ class GatedLSTMFunction(torch.autograd.Function):
         if peep is not None:
             dgv = d_gates.view(dirs, batch, steps, blocks, hidden)
             c_prev_bm = c_prev_all.permute(1, 2, 0, 3)  # (2, B, T, H) views of the time-major cell states
-            rows = [(dgv[:, :, :, pos[gate]] * (cs[1:].permute(1, 2, 0, 3) if gate == "o" else c_prev_bm)).sum((1, 2))
+            c_bm = cs[1:].permute(1, 2, 0, 3)
+            block = {"i": gi, "f": gf, "o": go}
+            rows = [(dgv[:, :, :, block[gate]] * (c_bm if gate == "o" else c_prev_bm)).sum((1, 2))
                     for gate in spec.peephole_gates]
             grad_peep = torch.stack(rows, dim=1)
         return d_gates, grad_w_hh_t, grad_peep, grad_w_gg_t, grad_h0, grad_c0, None
