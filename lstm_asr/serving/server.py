@@ -132,17 +132,20 @@ def create_app(recognizer: StreamingRecognizer, limits: ServerLimits | None = No
             raise ClientError('expected {"type": "start"} or {"type": "end"}', 1003)
         return obj
 
+    async def next_data(ws: WebSocket, deadline: float) -> bytes | None:
+        """The next binary message of a started stream, or None at its {"type": "end"}."""
+        message = await receive(ws, deadline)
+        if message.get("text") is not None:
+            if control(message)["type"] == "end":
+                return None
+            raise ClientError("the stream has started already", 1003)
+        return message.get("bytes") or b""
+
     async def stream_pcm(ws: WebSocket, deadline: float) -> None:
         stream = recognizer.open()
         started = time.monotonic()
         audio = 0.0
-        while True:
-            message = await receive(ws, deadline)
-            if message.get("text") is not None:
-                if control(message)["type"] == "end":
-                    break
-                raise ClientError("the stream has started already", 1003)
-            data = message.get("bytes") or b""
+        while (data := await next_data(ws, deadline)) is not None:
             if len(data) % 2:
                 raise ClientError("pcm16 messages must hold whole 16-bit samples", 1007)
             audio += len(data) / 2 / recognizer.sample_rate
@@ -155,16 +158,11 @@ def create_app(recognizer: StreamingRecognizer, limits: ServerLimits | None = No
 
     async def stream_file(ws: WebSocket, deadline: float) -> None:
         parts, size = [], 0
-        while True:
-            message = await receive(ws, deadline)
-            if message.get("text") is not None:
-                if control(message)["type"] == "end":
-                    break
-                raise ClientError("the stream has started already", 1003)
-            size += len(message.get("bytes") or b"")
+        while (data := await next_data(ws, deadline)) is not None:
+            size += len(data)
             if size > limits.max_file_bytes:
                 raise ClientError(f"file larger than {limits.max_file_bytes} bytes", 1009)
-            parts.append(message.get("bytes") or b"")
+            parts.append(data)
 
         def decode() -> list:
             from data_prep.audio import load_audio
