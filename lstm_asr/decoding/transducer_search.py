@@ -132,6 +132,17 @@ def greedy_search(parts: TransducerParts, enc: torch.Tensor, lengths: torch.Tens
     return greedy_results(greedy_advance(parts, state, enc, lengths, max_symbols))
 
 
+def path_from_root(parent: list[np.ndarray], value: list[np.ndarray], node: int) -> tuple[int, ...]:
+    """The values of the nodes from the root's child down to ``node`` in a tree stored as chunks of parallel arrays
+    (node ``i``: ``parent[i]``, ``value[i]``; node 0, the root, holds no value)."""
+    parents, values = np.concatenate(parent), np.concatenate(value)
+    out = []
+    while node > 0:
+        out.append(int(values[node]))
+        node = int(parents[node])
+    return tuple(reversed(out))
+
+
 class SequenceTrie:
     """Label sequences as integer ids, equal sequences always the same id: node ``(parent, label)`` is looked up
     in a sorted array of keys ``parent * classes + label`` (``searchsorted``), so a batch of extensions is found
@@ -166,12 +177,7 @@ class SequenceTrie:
         return ids
 
     def sequence(self, node: int) -> tuple[int, ...]:
-        parent, label = np.concatenate(self.parent), np.concatenate(self.label)
-        out = []
-        while node > 0:
-            out.append(int(label[node]))
-            node = int(parent[node])
-        return tuple(reversed(out))
+        return path_from_root(self.parent, self.label, node)
 
 
 class AlignmentTree:
@@ -191,12 +197,7 @@ class AlignmentTree:
         return ids
 
     def frames(self, node: int) -> tuple[int, ...]:
-        parent, frame = np.concatenate(self.parent), np.concatenate(self.frame)
-        out = []
-        while node > 0:
-            out.append(int(frame[node]))
-            node = int(parent[node])
-        return tuple(reversed(out))
+        return path_from_root(self.parent, self.frame, node)
 
 
 class PredictionCache:
