@@ -141,60 +141,61 @@ def network_for_export(model: BLSTMCTC) -> nn.Module:
     return ChunkedUtteranceNetwork(model) if model.latency_controlled else SingleUtteranceNetwork(model)
 
 
-class ExportedModel(nn.Module):
+class ExportedMetadata(nn.Module):
+    """The base of every exported module: what :meth:`~lstm_asr.decoding.recognizer.Recognizer.load` reads besides
+    the network, as typed attributes of the TorchScript file: the token list, unit type, corpus type and the feature
+    settings (JSON), and for an audio model its sample rate and frame shift."""
+
+    def __init__(self, features: FeatureConfig | InkFeatureConfig, tokens: list[str], units: str,
+                 corpus_type: str) -> None:
+        super().__init__()
+        self.tokens: list[str] = list(tokens)
+        self.units: str = units
+        self.corpus_type: str = corpus_type
+        self.feature_config: str = json.dumps(features.to_dict())
+        if isinstance(features, FeatureConfig):
+            self.sample_rate: int = features.sample_rate
+            self.frame_shift_ms: float = features.frame_shift_ms
+
+
+class ExportedModel(ExportedMetadata):
     """Waveform -> log-probabilities, with the token list and unit type on board."""
 
     def __init__(self, model: BLSTMCTC, features: FeatureConfig, tokens: list[str], units: str,
                  corpus_type: str) -> None:
-        super().__init__()
+        super().__init__(features, tokens, units, corpus_type)
         self.features = ScriptableFbank(features)
         self.network = network_for_export(model)
-        self.tokens: list[str] = list(tokens)
-        self.units: str = units
-        self.corpus_type: str = corpus_type
-        self.sample_rate: int = features.sample_rate
-        self.frame_shift_ms: float = features.frame_shift_ms
         self.frame_seconds: float = features.frame_shift_ms / 1000 * model.frame_reduction
-        self.feature_config: str = json.dumps(features.to_dict())
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         return self.network(self.features(waveform))
 
 
-class ExportedInkModel(nn.Module):
+class ExportedInkModel(ExportedMetadata):
     """Pen strokes (a list of (n, 3) tensors: x, y, t in seconds) -> log-probabilities, with the ink normalisation
     inside (:class:`~lstm_asr.data.ink_script.ScriptableInkFeatures`) and the character list on board."""
 
     def __init__(self, model: BLSTMCTC, features: InkFeatureConfig, tokens: list[str], units: str,
                  corpus_type: str) -> None:
-        super().__init__()
+        super().__init__(features, tokens, units, corpus_type)
         self.features = ScriptableInkFeatures(features)
         self.network = network_for_export(model)
-        self.tokens: list[str] = list(tokens)
-        self.units: str = units
-        self.corpus_type: str = corpus_type
         self.input_type: str = "ink"
-        self.feature_config: str = json.dumps(features.to_dict())
 
     def forward(self, strokes: list[torch.Tensor]) -> torch.Tensor:
         return self.network(self.features(strokes))
 
 
-class ExportedStream(nn.Module):
+class ExportedStream(ExportedMetadata):
     """The streaming pipeline with the token list on board: ``initial_state()``, ``step(samples, state)``,
     ``finish(state)``; ``forward(waveform)`` streams a whole recording in one step (for ``decode --model``)."""
 
     def __init__(self, model: BLSTMCTC, features: FeatureConfig, tokens: list[str], units: str, corpus_type: str,
                  chunk_frames: int = 0, right_context: int = -1) -> None:
-        super().__init__()
+        super().__init__(features, tokens, units, corpus_type)
         self.pipeline = StreamingPipeline(model, features, chunk_frames, right_context)
-        self.tokens: list[str] = list(tokens)
-        self.units: str = units
-        self.corpus_type: str = corpus_type
-        self.sample_rate: int = features.sample_rate
-        self.frame_shift_ms: float = features.frame_shift_ms
         self.frame_seconds: float = features.frame_shift_ms / 1000 * model.frame_reduction
-        self.feature_config: str = json.dumps(features.to_dict())
         self.chunk_frames: int = self.pipeline.chunk_frames
         self.right_context: int = self.pipeline.right_context
 

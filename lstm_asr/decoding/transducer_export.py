@@ -20,14 +20,13 @@ subsampling and pyramids are inside.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from lstm_asr.data.features import FeatureConfig
-from lstm_asr.decoding.export import ScriptableFbank, save_script
+from lstm_asr.decoding.export import ExportedMetadata, ScriptableFbank, save_script
 from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.decoding.transducer_search import DEFAULT_MAX_SYMBOLS
 from lstm_asr.errors import LstmAsrError
@@ -100,12 +99,12 @@ class _Encoder(nn.Module):
         return self.project(x)[0]
 
 
-class ExportedTransducer(nn.Module):
+class ExportedTransducer(ExportedMetadata):
     """Waveform -> greedy token ids, with the network's parts as methods and the token list on board."""
 
     def __init__(self, model: Transducer, features: FeatureConfig, tokens: list[str], units: str,
                  corpus_type: str, max_symbols: int = DEFAULT_MAX_SYMBOLS) -> None:
-        super().__init__()
+        super().__init__(features, tokens, units, corpus_type)
         c = model.config
         self.features = ScriptableFbank(features)
         self.encoder = _Encoder(model)
@@ -120,12 +119,6 @@ class ExportedTransducer(nn.Module):
         self.max_symbols: int = max_symbols
         self.head: str = "transducer"
         self.frame_reduction: int = c.frame_reduction
-        self.tokens: list[str] = list(tokens)
-        self.units: str = units
-        self.corpus_type: str = corpus_type
-        self.sample_rate: int = features.sample_rate
-        self.frame_shift_ms: float = features.frame_shift_ms
-        self.feature_config: str = json.dumps(features.to_dict())
 
     @torch.jit.export
     def encode(self, waveform: torch.Tensor) -> torch.Tensor:
