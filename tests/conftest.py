@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,29 @@ def assert_padding_safe(model: torch.nn.Module) -> None:
         (ctc_loss(model(x[b : b + 1, :n], lengths[b : b + 1]), lengths[b : b + 1], t, tlens[b : b + 1]) / 3).backward()
     for g, p in zip(batch_grads, model.parameters(), strict=True):
         torch.testing.assert_close(g, p.grad, rtol=1e-9, atol=1e-10)
+
+
+def assert_matches_reference_per_sequence(layer: torch.nn.Module, x: torch.Tensor, lengths: torch.Tensor,
+                                          weights: torch.Tensor,
+                                          reference: Callable[[torch.nn.Module, torch.Tensor, int], torch.Tensor]
+                                          ) -> None:
+    """A two-direction layer on the padded float64 batch ``x`` gives each sequence what ``reference(layer, seq,
+    direction)`` (one direction over one unpadded sequence, step by step) gives forwards (direction 0) and, flipped
+    back, on the reversed sequence (direction 1); and the gradients, for ``x`` and every parameter, of the fixed
+    linear loss ``weights`` of the real outputs are autograd's through the reference (the padding gets none)."""
+    out = layer(x, lengths)
+    sum((out[b, :n] * weights[b, :n]).sum() for b, n in enumerate(lengths.tolist())).backward()
+    got = [t.grad.clone() for t in (x, *layer.parameters())]
+    for t in (x, *layer.parameters()):
+        t.grad = None
+    for b, n in enumerate(lengths.tolist()):
+        seq = x[b, :n]
+        ref = torch.cat([reference(layer, seq, 0), reference(layer, seq.flip(0), 1).flip(0)], -1)
+        torch.testing.assert_close(out[b, :n], ref)
+        (ref * weights[b, :n]).sum().backward()
+        assert not got[0][b, n:].any()  # exactly zero: the padding gets no gradient
+    for g, t in zip(got, (x, *layer.parameters()), strict=True):
+        torch.testing.assert_close(g, t.grad)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from conftest import assert_matches_reference_per_sequence
 
 from lstm_asr.nn.convlstm import ConvLSTMBiLayer, banded, shift_matrices
 
@@ -44,18 +45,7 @@ def test_convlstm_layer_is_shi_et_al_in_both_directions_with_their_gradients() -
     lengths = torch.tensor([6, 4])
     x = torch.randn(2, 6, 14, dtype=torch.float64, requires_grad=True)
     weights = torch.randn(2, 6, layer.output_dim, dtype=torch.float64)
-    out = layer(x, lengths)
-    sum((out[b, :n] * weights[b, :n]).sum() for b, n in enumerate(lengths.tolist())).backward()
-    got = [t.grad.clone() for t in (x, *layer.parameters())]
-    for t in (x, *layer.parameters()):
-        t.grad = None
-    for b, n in enumerate(lengths.tolist()):
-        seq = x[b, :n]
-        ref = torch.cat([reference_convlstm(layer, seq, 0), reference_convlstm(layer, seq.flip(0), 1).flip(0)], -1)
-        torch.testing.assert_close(out[b, :n], ref)
-        (ref * weights[b, :n]).sum().backward()
-    for g, t in zip(got, (x, *layer.parameters()), strict=True):
-        torch.testing.assert_close(g, t.grad)
+    assert_matches_reference_per_sequence(layer, x, lengths, weights, reference_convlstm)
 
 
 def test_convlstm_layer_passes_gradcheck() -> None:
