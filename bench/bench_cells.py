@@ -16,6 +16,7 @@ step (imports, model and batch loaded): tracemalloc does not see torch's allocat
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
@@ -77,14 +78,7 @@ def main() -> None:
     data = benchlib.ctc_batch(args.batch, args.frames)
     frames = int(data[1].sum())
     models = {n: build(n, args.hidden, args.layers) for n in names}
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for rnd in range(args.repeats + 1):
-        for n in names:
-            t = step(*models[n], data)
-            if rnd:  # round 0 warms up allocators and kernels
-                times[n].append(t)
-        print(f"round {rnd}: " + " ".join(f"{n} {times[n][-1]:.3f}s" for n in names if rnd), file=sys.stderr,
-              flush=True)
+    times = benchlib.interleaved_rounds({n: functools.partial(step, *models[n], data) for n in names}, args.repeats)
     base = statistics.median(times["lstm"]) if "lstm" in times else None
     results: dict = {"config": benchlib.config(args), "input_frames_per_step": frames, "steps": {}}
     for n in names:
