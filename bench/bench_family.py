@@ -18,8 +18,8 @@ tanh, with autograd) and against nn.LSTM, on 32 utterances of up to ``--lmu-fram
 
 from __future__ import annotations
 
+import functools
 import statistics
-import sys
 
 import benchlib
 import torch
@@ -46,20 +46,6 @@ def build(options: dict, hidden: int, layers: int) -> tuple[BLSTMCTC, torch.opti
     return model, torch.optim.Adam(model.parameters(), lr=1e-4)
 
 
-def interleaved(models: dict[str, tuple], batch: tuple, repeats: int, label: str) -> dict[str, list[float]]:
-    """Median-ready step times: round 0 warms up; each round runs every configuration once."""
-    times: dict[str, list[float]] = {n: [] for n in models}
-    for rnd in range(repeats + 1):
-        for n, (model, opt) in models.items():
-            t = step(model, opt, batch)
-            if rnd:
-                times[n].append(t)
-        if rnd:
-            print(f"{label} round {rnd}: " + " ".join(f"{n} {times[n][-1]:.2f}s" for n in models), file=sys.stderr,
-                  flush=True)
-    return times
-
-
 def main() -> None:
     ap = benchlib.parser(__doc__, threads=2, repeats=5)
     benchlib.add_shape_options(ap)
@@ -71,7 +57,8 @@ def main() -> None:
     data = benchlib.ctc_batch(args.batch, args.frames)
     frames = int(data[1].sum())
     models = {n: build(CONFIGS[n], args.hidden, args.layers) for n in names}
-    times = interleaved(models, data, args.repeats, "part 1")
+    times = benchlib.interleaved_rounds({n: functools.partial(step, *models[n], data) for n in names}, args.repeats,
+                                        "part 1 ")
     base = statistics.median(times["lstm"]) if "lstm" in times else None
     results: dict = {"config": benchlib.config(args), "input_frames_per_step": frames, "steps": {}}
     for n in names:
@@ -91,7 +78,8 @@ def main() -> None:
             if isinstance(layer, LMUBiLayer):
                 layer.parallel = False
         long_models["lmu_stepwise"] = stepwise
-        long_times = interleaved(long_models, long_batch, args.repeats, "part 2")
+        long_times = benchlib.interleaved_rounds(
+            {n: functools.partial(step, *m, long_batch) for n, m in long_models.items()}, args.repeats, "part 2 ")
         med = {n: statistics.median(t) for n, t in long_times.items()}
         results["lmu_long"] = {"frames": args.lmu_frames, "input_frames_per_step": int(long_batch[1].sum()),
                                "median_step_s": {n: round(v, 4) for n, v in med.items()},

@@ -105,11 +105,12 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     return 1000.0 * statistics.median(times)
 
 
-def interleaved_rounds(steps: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+def interleaved_rounds(steps: dict[str, Callable[[], float]], repeats: int, label: str = "") -> dict[str, list[float]]:
     """Seconds per call of every ``steps[name]()`` (each returns its own timed seconds) over ``repeats`` rounds, the
     configurations interleaved within a round so that a slow spell of a shared machine hits all of them alike.
 
-    Round 0 is a warm-up (allocators, kernels) and is not kept; each kept round is printed to stderr as it ends."""
+    Round 0 is a warm-up (allocators, kernels) and is not kept; each kept round is printed to stderr as it ends,
+    after ``label``."""
     times: dict[str, list[float]] = {n: [] for n in steps}
     for rnd in range(repeats + 1):
         for n, step in steps.items():
@@ -117,8 +118,8 @@ def interleaved_rounds(steps: dict[str, Callable[[], float]], repeats: int) -> d
             if rnd:
                 times[n].append(t)
         if rnd:
-            print(f"round {rnd}: " + " ".join(f"{n} {times[n][-1]:.3f}s" for n in steps), file=sys.stderr,
-                  flush=True)
+            print(f"{label}round {rnd}: " + " ".join(f"{n} {times[n][-1]:.3f}s" for n in steps),
+                  file=sys.stderr, flush=True)
     return times
 
 
