@@ -159,3 +159,33 @@ def test_checkpoints_from_before_new_model_fields_still_resume() -> None:
     check_resumable(ckpt, Recipe().to_dict(), config, "last.pt", force=False)
     with pytest.raises(LstmAsrError, match=r"last.pt: checkpoint is from another model \(differs in lmu_order\)"):
         check_resumable(ckpt, Recipe().to_dict(), {**config, "lmu_order": 8}, "last.pt", force=False)
+
+
+def test_a_run_stopped_by_its_budget_continues_with_a_bigger_one(tiny_corpus: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """training.max_minutes is a runtime key: resuming a run that ran out of time with more minutes (or none) trains
+    on; a run that ended by its last epoch stays finished whatever the budget."""
+    import json
+
+    exp = tmp_path / "exp"
+
+    def epochs() -> list[int]:
+        return [r["epoch"] for r in map(json.loads, (exp / "metrics.jsonl").read_text().splitlines())
+                if r["kind"] == "epoch"]
+
+    train_module.train(load_recipe(_recipe(tmp_path, tiny_corpus, "r", max_epochs=2, max_minutes=1e-6)), exp,
+                       show_progress=False)
+    assert epochs() == [1]  # out of time after the first batch: the epoch is closed and scored
+    loop = load_checkpoint(exp / "last.pt")["loop"]
+    assert loop["done"] and loop["stopped_by_budget"]
+
+    train_module.train(load_recipe(_recipe(tmp_path, tiny_corpus, "r", max_epochs=2, max_minutes=0)), exp,
+                       show_progress=False, resume=True)
+    assert "continuing: the run had used its time budget" in capsys.readouterr().out
+    assert epochs() == [1, 2]  # trained on to its last epoch
+    loop = load_checkpoint(exp / "last.pt")["loop"]
+    assert loop["done"] and not loop["stopped_by_budget"]
+
+    train_module.train(load_recipe(_recipe(tmp_path, tiny_corpus, "r", max_epochs=2, max_minutes=99)), exp,
+                       show_progress=False, resume=True)
+    assert epochs() == [1, 2] and "continuing" not in capsys.readouterr().out

@@ -218,6 +218,10 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
             set_rng_states(own["rng"])
             state.epoch_loss, state.epoch_utts, state.epoch_frames = own["sums"]
         print(f"resuming from {last_path}: epoch {state.epoch}, batch {state.step}")
+        if state.done and state.stopped_by_budget and (t.max_minutes <= 0 or state.elapsed < t.max_minutes * 60):
+            state.done = state.stopped_by_budget = False
+            print(f"continuing: the run had used its time budget ({state.elapsed / 60:.1f} minutes); "
+                  f"training.max_minutes is now {t.max_minutes:g}" + (" (no limit)" if t.max_minutes <= 0 else ""))
     elif resume:
         print(f"no {last_path} yet: starting from scratch")
     if dist.is_main:
@@ -362,7 +366,8 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
             state.epoch_loss, state.epoch_utts, state.epoch_frames = 0.0, 0, 0
             message = ""
             if out_of_time:
-                message, state.done = f"stopping: training budget of {t.max_minutes:g} minutes reached", True
+                message = f"stopping: training budget of {t.max_minutes:g} minutes reached"
+                state.done = state.stopped_by_budget = True
             elif state.bad_epochs >= t.patience or stage_epochs >= max_epochs:
                 why = f"no dev improvement in {t.patience} epochs" if state.bad_epochs >= t.patience else "last epoch"
                 if state.stage == 1 and t.weight_noise > 0:
