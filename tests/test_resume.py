@@ -17,7 +17,7 @@ from conftest import run_cli, write_recipe
 
 import lstm_asr.training.train as train_module
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.nn.checkpoint import load_checkpoint
+from lstm_asr.nn.checkpoint import load_checkpoint, save_checkpoint
 from lstm_asr.recipe import load_recipe
 
 # Dropout, SGD momentum, newbob and SpecAugment masks all draw from or carry state that a resume must restore.
@@ -179,6 +179,9 @@ def test_a_run_stopped_by_its_budget_continues_with_a_bigger_one(tiny_corpus: Pa
     loop = load_checkpoint(exp / "last.pt")["loop"]
     assert loop["done"] and loop["stopped_by_budget"]
 
+    ckpt = load_checkpoint(exp / "last.pt")
+    del ckpt["loop"]["stopped_by_budget"]  # as saved before the flag existed: inferred from the budget and time used
+    save_checkpoint(ckpt, exp / "last.pt")
     train_module.train(load_recipe(_recipe(tmp_path, tiny_corpus, "r", max_epochs=2, max_minutes=0)), exp,
                        show_progress=False, resume=True)
     assert "continuing: the run had used its time budget" in capsys.readouterr().out

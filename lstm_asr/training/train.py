@@ -218,6 +218,9 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
             set_rng_states(own["rng"])
             state.epoch_loss, state.epoch_utts, state.epoch_frames = own["sums"]
         print(f"resuming from {last_path}: epoch {state.epoch}, batch {state.step}")
+        if state.done and "stopped_by_budget" not in ckpt["loop"]:  # saved before the flag: infer it
+            used = float((ckpt.get("recipe") or {}).get("training", {}).get("max_minutes") or 0)
+            state.stopped_by_budget = 0 < used and state.elapsed >= used * 60
         if state.done and state.stopped_by_budget and (t.max_minutes <= 0 or state.elapsed < t.max_minutes * 60):
             state.done = state.stopped_by_budget = False
             print(f"continuing: the run had used its time budget ({state.elapsed / 60:.1f} minutes); "
