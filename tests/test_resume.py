@@ -17,7 +17,7 @@ from conftest import run_cli, write_recipe
 
 import lstm_asr.training.train as train_module
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.nn.checkpoint import load_checkpoint, save_checkpoint
+from lstm_asr.nn.checkpoint import load_checkpoint
 from lstm_asr.recipe import load_recipe
 
 # Dropout, SGD momentum, newbob and SpecAugment masks all draw from or carry state that a resume must restore.
@@ -163,32 +163,36 @@ def test_checkpoints_from_before_new_model_fields_still_resume() -> None:
 
 def test_a_run_stopped_by_its_budget_continues_with_a_bigger_one(tiny_corpus: Path, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    """training.max_minutes is a runtime key: resuming a run that ran out of time with more minutes (or none) trains
-    on; a run that ended by its last epoch stays finished whatever the budget."""
+    """training.max_minutes is a runtime key: resuming a run that ran out of time with epochs left, with more minutes
+    (or none), trains on; a run that ended by its last epoch stays finished whatever the budget, even when its time
+    ran out in that last epoch."""
     import json
 
     exp = tmp_path / "exp"
 
-    def epochs() -> list[int]:
-        return [r["epoch"] for r in map(json.loads, (exp / "metrics.jsonl").read_text().splitlines())
+    def epochs(folder: Path = exp) -> list[int]:
+        return [r["epoch"] for r in map(json.loads, (folder / "metrics.jsonl").read_text().splitlines())
                 if r["kind"] == "epoch"]
 
     train_module.train(load_recipe(_recipe(tmp_path, tiny_corpus, "r", max_epochs=2, max_minutes=1e-6)), exp,
                        show_progress=False)
     assert epochs() == [1]  # out of time after the first batch: the epoch is closed and scored
-    loop = load_checkpoint(exp / "last.pt")["loop"]
-    assert loop["done"] and loop["stopped_by_budget"]
+    assert load_checkpoint(exp / "last.pt")["loop"]["done"]
 
-    ckpt = load_checkpoint(exp / "last.pt")
-    del ckpt["loop"]["stopped_by_budget"]  # as saved before the flag existed: inferred from the budget and time used
-    save_checkpoint(ckpt, exp / "last.pt")
     train_module.train(load_recipe(_recipe(tmp_path, tiny_corpus, "r", max_epochs=2, max_minutes=0)), exp,
                        show_progress=False, resume=True)
     assert "continuing: the run had used its time budget" in capsys.readouterr().out
     assert epochs() == [1, 2]  # trained on to its last epoch
-    loop = load_checkpoint(exp / "last.pt")["loop"]
-    assert loop["done"] and not loop["stopped_by_budget"]
+    assert load_checkpoint(exp / "last.pt")["loop"]["done"]
 
     train_module.train(load_recipe(_recipe(tmp_path, tiny_corpus, "r", max_epochs=2, max_minutes=99)), exp,
                        show_progress=False, resume=True)
     assert epochs() == [1, 2] and "continuing" not in capsys.readouterr().out
+
+    # Out of time in its last epoch: nothing is left to train, so a bigger budget does not add an epoch.
+    last = tmp_path / "last_epoch"
+    train_module.train(load_recipe(_recipe(tmp_path, tiny_corpus, "r", max_epochs=1, max_minutes=1e-6)), last,
+                       show_progress=False)
+    train_module.train(load_recipe(_recipe(tmp_path, tiny_corpus, "r", max_epochs=1, max_minutes=0)), last,
+                       show_progress=False, resume=True)
+    assert epochs(last) == [1] and "continuing" not in capsys.readouterr().out

@@ -40,9 +40,6 @@ class LoopState:
     epoch_frames: int = 0
     elapsed: float = 0.0  # training seconds before this process started (the wall-clock budget spans resumes)
     done: bool = False  # training finished; only the final scoring is left
-    # ``done`` because training.max_minutes ran out (not early stopping or the last epoch): resuming with a bigger
-    # budget continues such a run.
-    stopped_by_budget: bool = False
     # What ran before the first batch (transducer: encoder copied from a CTC experiment, prediction network LM);
     # a resumed run finds it here and does not run it again.
     pretraining: dict[str, Any] = field(default_factory=dict)

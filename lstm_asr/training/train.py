@@ -35,7 +35,7 @@ from lstm_asr.errors import LstmAsrError, reporting_write_errors
 from lstm_asr.nn.checkpoint import load_checkpoint, save_checkpoint
 from lstm_asr.nn.model import BLSTMEncoder, ModelConfig
 from lstm_asr.nn.networks import is_transducer, network_for
-from lstm_asr.recipe import Recipe, dump_recipe
+from lstm_asr.recipe import Recipe, TrainingSection, dump_recipe
 from lstm_asr.scoring.error_rates import extra_rates, metric_name
 from lstm_asr.scoring.evaluate import CONVENTIONS, per_speaker, score_split, write_decode_dir
 from lstm_asr.training.averaging import keep_epoch, score_averaged
@@ -129,6 +129,17 @@ class MetricsLog:
             self.board.close()
 
 
+def stage_max_epochs(state: LoopState, t: TrainingSection) -> int:
+    """Epochs the current stage may train: ``max_epochs``, or ``noise_max_epochs`` in the weight-noise stage."""
+    return t.noise_max_epochs if state.stage == 2 and t.noise_max_epochs else t.max_epochs
+
+
+def stage_finished(state: LoopState, t: TrainingSection) -> bool:
+    """Whether the current stage has nothing left to train once the epoch before ``state.epoch`` is done: that was
+    its last epoch, or its patience is spent (then weight noise starts stage 2, or training ends)."""
+    return state.bad_epochs >= t.patience or state.epoch - state.stage_start >= stage_max_epochs(state, t)
+
+
 def run_pretraining(recipe: Recipe, model: BLSTMEncoder, train_split: FeatureSplit, dev_split: FeatureSplit,
                     tokens: list[str], device: torch.device, log: Any) -> dict[str, Any]:
     """A transducer's pretraining steps (lstm_asr/training/pretraining.py); returns what ran, for the loop state
@@ -218,11 +229,9 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
             set_rng_states(own["rng"])
             state.epoch_loss, state.epoch_utts, state.epoch_frames = own["sums"]
         print(f"resuming from {last_path}: epoch {state.epoch}, batch {state.step}")
-        if state.done and "stopped_by_budget" not in ckpt["loop"]:  # saved before the flag: infer it
-            used = float((ckpt.get("recipe") or {}).get("training", {}).get("max_minutes") or 0)
-            state.stopped_by_budget = 0 < used and state.elapsed >= used * 60
-        if state.done and state.stopped_by_budget and (t.max_minutes <= 0 or state.elapsed < t.max_minutes * 60):
-            state.done = state.stopped_by_budget = False
+        # Finished with epochs left in its stage: only its time budget stopped it, and a bigger one continues it.
+        if state.done and not stage_finished(state, t) and (t.max_minutes <= 0 or state.elapsed < t.max_minutes * 60):
+            state.done = False
             print(f"continuing: the run had used its time budget ({state.elapsed / 60:.1f} minutes); "
                   f"training.max_minutes is now {t.max_minutes:g}" + (" (no limit)" if t.max_minutes <= 0 else ""))
     elif resume:
@@ -363,15 +372,14 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
                 keep_epoch(out, model_checkpoint(model, recipe, tokens, epoch=epoch, dev_per=per), epoch, per,
                            t.average_last)
             stage_epochs = epoch - state.stage_start + 1
-            max_epochs = t.noise_max_epochs if state.stage == 2 and t.noise_max_epochs else t.max_epochs
-            state.lr = next_lr(t.schedule, state.lr, t.lr, stage_epochs, max_epochs, improved, t.newbob_factor)
+            state.lr = next_lr(t.schedule, state.lr, t.lr, stage_epochs, stage_max_epochs(state, t), improved,
+                               t.newbob_factor)
             state.epoch, state.step = epoch + 1, 0
             state.epoch_loss, state.epoch_utts, state.epoch_frames = 0.0, 0, 0
             message = ""
             if out_of_time:
-                message = f"stopping: training budget of {t.max_minutes:g} minutes reached"
-                state.done = state.stopped_by_budget = True
-            elif state.bad_epochs >= t.patience or stage_epochs >= max_epochs:
+                message, state.done = f"stopping: training budget of {t.max_minutes:g} minutes reached", True
+            elif stage_finished(state, t):
                 why = f"no dev improvement in {t.patience} epochs" if state.bad_epochs >= t.patience else "last epoch"
                 if state.stage == 1 and t.weight_noise > 0:
                     # Graves 2013: retrain from the best weights with Gaussian weight noise, fresh optimiser.
