@@ -35,7 +35,7 @@ from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.errors import LstmAsrError, reporting_write_errors
 from lstm_asr.nn.cells import VARIANTS, BiRNNLayer, PeepholeBiLSTMLayer
 from lstm_asr.nn.frame_rate import stack_frames
-from lstm_asr.nn.model import BLSTMCTC
+from lstm_asr.nn.model import BLSTMCTC, BLSTMEncoder
 from lstm_asr.nn.quantize import quantized
 from lstm_asr.nn.streaming import StreamingNetwork, StreamingPipeline, stream_layer
 
@@ -99,18 +99,18 @@ def _whole_layer(layer: nn.Module) -> nn.Module:
     raise LstmAsrError(f"export: no TorchScript form for the layer {type(layer).__name__}")
 
 
-class SingleUtteranceNetwork(nn.Module):
-    """The trained network's weights, applied to one utterance (features (T, D) -> log-probs (T', C)): the
-    model's own forward pass (normalisation, frame stacking, layers, pyramid, output) without batching."""
+class SingleUtteranceEncoder(nn.Module):
+    """The trained encoder's weights, applied to one utterance (features (T, D) -> encoder frames (1, T', 2H)): the
+    model's own normalisation, frame stacking, layers and pyramid without batching. The CTC and the transducer
+    exports both run it."""
 
-    def __init__(self, model: BLSTMCTC) -> None:
+    def __init__(self, model: BLSTMEncoder) -> None:
         super().__init__()
         c = model.config
         if model.latency_controlled:
             raise LstmAsrError("a latency-controlled model exports through its streaming network")
         self.normalizer = model.normalizer
         self.layers = nn.ModuleList(_whole_layer(layer) for layer in model.layers)
-        self.output = model.output
         self.stack, self.subsample, self.pyramid = c.stack_frames, c.subsample, c.pyramid
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -120,7 +120,20 @@ class SingleUtteranceNetwork(nn.Module):
             x = layer(x)
             if i < self.pyramid:
                 x, lengths = stack_frames(x, lengths, 2, 2)
-        return torch.log_softmax(self.output(x), dim=-1)[0]
+        return x
+
+
+class SingleUtteranceNetwork(nn.Module):
+    """The trained network's weights, applied to one utterance (features (T, D) -> log-probs (T', C)): the
+    model's own forward pass (normalisation, frame stacking, layers, pyramid, output) without batching."""
+
+    def __init__(self, model: BLSTMCTC) -> None:
+        super().__init__()
+        self.encoder = SingleUtteranceEncoder(model)
+        self.output = model.output
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.output(self.encoder(features)), dim=-1)[0]
 
 
 class ChunkedUtteranceNetwork(nn.Module):

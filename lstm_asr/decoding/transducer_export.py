@@ -14,8 +14,9 @@ them with the project's beam search):
 
 Attributes as in the CTC export (``tokens``, ``units``, ``sample_rate``, ``frame_shift_ms``, ``feature_config``)
 plus ``head = "transducer"``, ``frame_reduction`` and ``max_symbols``. The feature pipeline is the CTC export's
-:class:`~lstm_asr.decoding.export.ScriptableFbank`. Cells: ``lstm`` (projection included) and ``gru``; frame stacking,
-subsampling and pyramids are inside.
+:class:`~lstm_asr.decoding.export.ScriptableFbank` and the encoder its
+:class:`~lstm_asr.decoding.export.SingleUtteranceEncoder` (the cells the CTC export takes; frame stacking,
+subsampling and pyramids inside).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from lstm_asr.data.features import FeatureConfig
-from lstm_asr.decoding.export import ExportedMetadata, ScriptableFbank, save_script
+from lstm_asr.decoding.export import ExportedMetadata, ScriptableFbank, SingleUtteranceEncoder, save_script
 from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.decoding.transducer_search import DEFAULT_MAX_SYMBOLS
 from lstm_asr.errors import LstmAsrError
@@ -44,59 +45,16 @@ def is_transducer_checkpoint(exp: str | Path) -> bool:
         return False
 
 
-class _Bidirectional(nn.Module):
-    """One bidirectional layer on a single utterance (no padding: the per-sequence reversal is a plain flip)."""
-
-    def __init__(self, fwd: nn.Module, bwd: nn.Module) -> None:
-        super().__init__()
-        self.fwd = fwd
-        self.bwd = bwd
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out_f, _ = self.fwd(x)
-        out_b, _ = self.bwd(x.flip(1))
-        return torch.cat([out_f, out_b.flip(1)], dim=-1)
-
-
-def _stack(x: torch.Tensor, stack: int, subsample: int) -> torch.Tensor:
-    """:func:`lstm_asr.nn.frame_rate.stack_frames` for one unpadded utterance (1, T, D)."""
-    steps = x.shape[1]
-    out_steps = (steps + subsample - 1) // subsample
-    need = (out_steps - 1) * subsample + stack
-    if need > steps:
-        x = nn.functional.pad(x, (0, 0, 0, need - steps))
-    else:
-        x = x[:, :need]
-    windows = x.unfold(1, stack, subsample)
-    return windows.transpose(2, 3).reshape(1, out_steps, stack * x.shape[2])
-
-
 class _Encoder(nn.Module):
     """The trained encoder on one utterance: features (T, D) -> projected encoder frames (T', J)."""
 
     def __init__(self, model: Transducer) -> None:
         super().__init__()
-        c = model.config
-        if c.cell not in ("lstm", "gru"):
-            raise LstmAsrError(f"export supports transducers with cell lstm or gru, not model.cell {c.cell!r}")
-        self.normalizer = model.normalizer
-        self.layers = nn.ModuleList(_Bidirectional(layer.fwd, layer.bwd) for layer in model.layers)
-        self.stack_frames = c.stack_frames
-        self.subsample = c.subsample
-        self.pyramid = c.pyramid
+        self.encoder = SingleUtteranceEncoder(model)
         self.project = model.joint.encoder_proj
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = self.normalizer(features).unsqueeze(0)
-        if self.stack_frames > 1 or self.subsample > 1:
-            x = _stack(x, self.stack_frames, self.subsample)
-        i = 0
-        for layer in self.layers:
-            x = layer(x)
-            if i < self.pyramid:
-                x = _stack(x, 2, 2)
-            i += 1
-        return self.project(x)[0]
+        return self.project(self.encoder(features))[0]
 
 
 class ExportedTransducer(ExportedMetadata):
