@@ -13,9 +13,9 @@ from conftest import run_cli
 from data_prep.audio import load_audio
 from lstm_asr.decoding.lm_decode import LMDecoder, LMDecoderConfig
 from lstm_asr.decoding.ngram import build_ngram
-from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.decoding.search import SearchConfig, Searcher
 from lstm_asr.errors import LstmAsrError
+from lstm_asr.recognition.recognizer import Recognizer
 
 # flashlight-text is the optional "lm" extra: tests of the flashlight decoder need it, the rest do not.
 needs_flashlight = pytest.mark.skipif(importlib.util.find_spec("flashlight") is None,
