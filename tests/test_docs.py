@@ -139,6 +139,21 @@ def test_the_strict_build_fails_on(tmp_path, damage):
     assert done.returncode != 0, f"{damage}: the strict build passed"
 
 
+def test_readme_is_short_and_starts_with_the_two_commands():
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= 160
+    assert lines[0] == "# lstm-asr"
+    assert "bash scripts/demo.sh" in lines[5] and "bash scripts/test.sh" in lines[6]
+
+
+def test_readme_links_point_at_files_that_exist():
+    text = (REPO / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    assert targets
+    for target in targets:
+        assert (REPO / target).exists(), target
+
+
 def test_pictures_are_small_and_shown():
     pictures = sorted((REPO / "docs" / "img").glob("*.png"))
     assert {p.name for p in pictures} >= {"learning_curve.png", "confusion.png", "report_page.png", "live_page.png"}
