@@ -161,3 +161,32 @@ def test_pictures_are_small_and_shown():
     for picture in pictures:
         assert picture.stat().st_size < 300_000, picture.name
         assert f"img/{picture.name}" in pages, picture.name
+
+
+RESULTS_TOPICS = ("Speed", "Accuracy: ", "Decoding", "Streaming", "Export", "Cells and studies", "Memory",
+                  "Comparisons with ")
+
+
+def test_results_are_organised_by_topic_and_every_figure_has_its_command_date_and_machine():
+    """bench/RESULTS.md: `##` sections are topics (in RESULTS_TOPICS' order), and every `###` section starts with
+    the '> **Command:** ... · **Date:** ... · **Machine:** ...' line, or its `##` section does."""
+    lines = (REPO / "bench" / "RESULTS.md").read_text().splitlines()
+
+    def first_text_after(i: int) -> str:
+        return next((line for line in lines[i + 1:] if line.strip()), "")
+
+    def is_meta(line: str) -> bool:
+        return line.startswith("> **Command:**") and "**Date:** 20" in line and "**Machine:**" in line
+
+    order, topic_has_meta = [], False
+    for i, line in enumerate(lines):
+        if line.startswith("## "):
+            title = line[3:]
+            matches = [k for k, prefix in enumerate(RESULTS_TOPICS) if title.startswith(prefix)]
+            assert matches, f"bench/RESULTS.md: '{title}' is not one of the topics {RESULTS_TOPICS}"
+            order.append(matches[0])
+            topic_has_meta = is_meta(first_text_after(i))
+        elif line.startswith("### "):
+            assert topic_has_meta or is_meta(first_text_after(i)), f"bench/RESULTS.md: '{line}': no command/date/machine"
+    assert order == sorted(order), "bench/RESULTS.md: topics out of order"
+    assert set(order) == set(range(len(RESULTS_TOPICS)))
