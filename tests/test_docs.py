@@ -187,6 +187,6 @@ def test_results_are_organised_by_topic_and_every_figure_has_its_command_date_an
             order.append(matches[0])
             topic_has_meta = is_meta(first_text_after(i))
         elif line.startswith("### "):
-            assert topic_has_meta or is_meta(first_text_after(i)), f"bench/RESULTS.md: '{line}': no command/date/machine"
+            assert topic_has_meta or is_meta(first_text_after(i)), f"RESULTS.md: '{line}': no command/date/machine"
     assert order == sorted(order), "bench/RESULTS.md: topics out of order"
     assert set(order) == set(range(len(RESULTS_TOPICS)))
