@@ -160,7 +160,8 @@ class Exporter:
             else:  # the utterances of one recording share it
                 key = (entry.audio, entry.is_command)
                 if key not in rec_ids:
-                    stem = entry.audio.rsplit(":", 1)[-1] if entry.is_command else Path(entry.audio).stem
+                    # a pipe's item path is "<wav.scp>:<recording id>"
+                    stem = str(item.path).rsplit(":", 1)[-1] if entry.is_command else Path(entry.audio).stem
                     rec_ids[key] = safe_name(stem, taken_recs)
                 entry.recording = rec_ids[key]
             if self.timed is not None:

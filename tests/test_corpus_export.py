@@ -128,3 +128,29 @@ def test_cli_export_and_its_errors(tiny_corpus, tmp_path):
     assert "train: 8 utterances" in done.stdout and (tmp_path / "out" / "test.jsonl").is_file()
     with pytest.raises(LstmAsrError, match="unknown export format"):
         export_corpus(source("timit", tiny_corpus), SPLITS, "sphinx", tmp_path / "x")
+
+
+def test_text_transcripts_are_kept_and_pen_strokes_refused(tmp_path):
+    from fake_text_corpus import make_librispeech
+
+    from data_prep.ink import Ink
+    from data_prep.sources import CorpusItem, SplitItems
+
+    libri = source("librispeech", make_librispeech(tmp_path / "LS", {"train": (1, 2), "dev": (1, 1), "test": (1, 1)}))
+    export_corpus(libri, SPLITS, "kaldi", tmp_path / "kd")
+    trans = next((tmp_path / "LS" / "train").rglob("*.trans.txt")).read_text()
+    assert (tmp_path / "kd" / "train" / "text").read_text() == trans  # the words, not the character labels
+    assert_same_corpus(libri, source("kaldi_dir", tmp_path / "kd"))
+
+    class Strokes:
+        kind, default_units, root = "ondb", "chars", tmp_path
+
+        def split(self, name):
+            return SplitItems([CorpusItem("a01", "w1", tmp_path / "a01.xml", ("A",))], [])
+
+        @staticmethod
+        def read(path, **options):
+            return Ink([np.zeros((2, 3), np.float32)])
+
+    with pytest.raises(LstmAsrError, match="corpus.type ondb holds pen strokes"):
+        export_corpus(Strokes(), ["train"], "lhotse", tmp_path / "ink")

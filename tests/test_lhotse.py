@@ -148,3 +148,25 @@ def test_bad_manifests(written, tmp_path):
     (root / "other_cuts_train.jsonl").write_text("")
     with pytest.raises(CorpusError, match="several cuts manifests for split 'train'"):
         source(root).split("train")
+
+
+def test_export_keeps_channels_and_parts(written, tmp_path):
+    """Lhotse -> Lhotse keeps recordings, parts and channels; Kaldi and NeMo get one WAV per channel-picked
+    utterance (they cannot pick a channel of a file): every way, the same audio per utterance."""
+    from data_prep.corpus_export import export_corpus
+
+    src = source(written)
+    export_corpus(src, ["train", "dev"], "lhotse", tmp_path / "lh")
+    export_corpus(src, ["train", "dev"], "kaldi", tmp_path / "kd")
+    reports = export_corpus(src, ["train", "dev"], "nemo", tmp_path / "nemo")
+    assert [r.converted for r in reports] == [1, 1]  # s1, channel 1 (s2 averages both: the whole file)
+    for kind, path in (("lhotse", tmp_path / "lh"), ("kaldi_dir", tmp_path / "kd"), ("manifest", tmp_path / "nemo")):
+        back = open_source(kind, path, CorpusSection(type=kind, path=str(path)))
+        ours = {it.utt_id: it for it in src.split("dev").items}
+        theirs = {it.utt_id: it for it in back.split("dev").items}
+        assert sorted(theirs) == sorted(ours)
+        for utt, it in ours.items():
+            assert theirs[utt].speaker == it.speaker and theirs[utt].labels == it.labels
+            np.testing.assert_allclose(audio_of(back, theirs[utt]), audio_of(src, it), atol=1 / 32768)
+    lh = {it.utt_id: it for it in source(tmp_path / "lh").split("dev").items}
+    assert lh["s1"].channels == (1,) and lh["m1"].start == 0.5
