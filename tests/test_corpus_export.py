@@ -154,3 +154,18 @@ def test_text_transcripts_are_kept_and_pen_strokes_refused(tmp_path):
 
     with pytest.raises(LstmAsrError, match="corpus.type ondb holds pen strokes"):
         export_corpus(Strokes(), ["train"], "lhotse", tmp_path / "ink")
+
+
+def test_wav_scp_pipes_stay_pipes_for_kaldi_and_become_wav_for_lhotse(tmp_path):
+    data = make_kaldi_data(tmp_path / "src", {"train": (1, 2), "dev": (1, 1), "test": (1, 1)})
+    for split in SPLITS:
+        scp = data / split / "wav.scp"
+        scp.write_text("".join(f"{utt} cat {path} |\n" for utt, path in
+                               (line.split() for line in scp.read_text().splitlines())))
+    piped = source("kaldi_dir", data, allow_commands=True)
+    export_corpus(piped, SPLITS, "kaldi", tmp_path / "kd")
+    assert all(line.endswith(" |") for line in (tmp_path / "kd" / "train" / "wav.scp").read_text().splitlines())
+    assert_same_corpus(piped, source("kaldi_dir", tmp_path / "kd", allow_commands=True))
+    reports = export_corpus(piped, SPLITS, "lhotse", tmp_path / "lh")
+    assert [r.converted for r in reports] == [2, 1, 1]
+    assert_same_corpus(piped, source("lhotse", tmp_path / "lh"))
