@@ -96,39 +96,86 @@ def parquet_files(root: Path, split: str) -> list[Path]:
 
 # --- tables ------------------------------------------------------------------------------------------------------
 
-_TABLES: dict[str, tuple[tuple[int, int], Any]] = {}  # per process: path -> ((size, mtime), table); the last few
+# Per process, the last few tables (or parquet row groups) read: prep's workers read one row at a time, in order.
+_TABLES: dict[tuple, tuple[tuple[int, int], Any]] = {}
 
 
-def open_table(path: Path, columns: list[str] | None = None) -> Any:
-    """A pyarrow table of an arrow (IPC stream or file; memory-mapped) or parquet file; bad files are one-line
-    errors. Prep's workers read one row at a time, so the last few tables are kept open per process."""
-    pa = _pyarrow()
+def _stamp(path: Path) -> tuple[int, int]:
     try:
         st = os.stat(path)
     except OSError as exc:
         raise CorpusError(path, f"cannot read ({exc.strerror or exc})") from None
-    key, stamp = f"{path}:{columns}", (st.st_size, st.st_mtime_ns)
-    hit = _TABLES.get(key)
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
+    return st.st_size, st.st_mtime_ns
+
+
+def _checked(path: Path, load: Any) -> Any:
+    """``load()`` (a table), validated; pyarrow's errors on a bad file become one-line errors."""
+    pa = _pyarrow()
     try:
-        if path.suffix == ".parquet":
-            table = pa.parquet.read_table(path, columns=columns, memory_map=True)
-        else:
-            source = pa.memory_map(str(path))
-            try:
-                table = pa.ipc.open_stream(source).read_all()
-            except pa.ArrowInvalid:
-                table = pa.ipc.open_file(source).read_all()
-            if columns is not None:
-                table = table.select(columns)
+        table = load()
         table.validate(full=True)
     except (pa.ArrowException, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise CorpusError(path, f"not a readable arrow/parquet table ({str(exc).splitlines()[0][:200]})") from None
+    return table
+
+
+def _cached(key: tuple, path: Path, load: Any) -> Any:
+    """:func:`_checked` ``load()``, kept for the next call with the same key while the file is unchanged."""
+    stamp = _stamp(path)
+    hit = _TABLES.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    table = _checked(path, load)
     if len(_TABLES) >= 4:
         _TABLES.pop(next(iter(_TABLES)))
     _TABLES[key] = (stamp, table)
     return table
+
+
+def open_table(path: Path, columns: list[str] | None = None) -> Any:
+    """A pyarrow table of an arrow file (IPC stream, as ``save_to_disk`` writes, or IPC file; memory-mapped, so
+    nothing is copied) or of a parquet file (read, and decompressed, whole: for listing); bad files are one-line
+    errors."""
+    pa = _pyarrow()
+
+    def load() -> Any:
+        if path.suffix == ".parquet":
+            return pa.parquet.read_table(path, columns=columns)
+        source = pa.memory_map(str(path))
+        try:
+            table = pa.ipc.open_stream(source).read_all()
+        except pa.ArrowInvalid:
+            table = pa.ipc.open_file(source).read_all()
+        return table.select(columns) if columns is not None else table
+
+    if path.suffix == ".parquet":  # not kept: a parquet shard's audio can be hundreds of MB
+        _stamp(path)
+        return _checked(path, load)
+    return _cached((str(path), tuple(columns or ())), path, load)
+
+
+def cell_value(path: Path, column: str, row: int) -> Any:
+    """The value in ``column``, ``row`` of a table file. From parquet only the row group holding the row is read
+    (and kept for the next rows)."""
+    pa = _pyarrow()
+    if path.suffix != ".parquet":
+        table = open_table(path, [column])
+        if not 0 <= row < table.num_rows:
+            raise CorpusError(path, f"no row {row} (the table has {table.num_rows})")
+        return table.column(0)[row].as_py()
+    try:
+        meta = pa.parquet.ParquetFile(path).metadata
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise CorpusError(path, f"not a readable parquet file ({str(exc).splitlines()[0][:200]})") from None
+    first = 0
+    for group, size in enumerate(sizes):
+        if row < first + size:
+            table = _cached((str(path), column, group), path,
+                            lambda g=group: pa.parquet.ParquetFile(path).read_row_group(g, columns=[column]))
+            return table.column(0)[row - first].as_py()
+        first += size
+    raise CorpusError(path, f"no row {row} (the table has {first})")
 
 
 def audio_value(value: Any) -> tuple[bytes | None, str | None]:
@@ -186,10 +233,7 @@ def read_cell_audio(path: str, cell: tuple[str, int] | None = None, start: float
         return read_segment(path, start, end, command, channels)
     column, row = cell
     what = f"{path} (row {row})"
-    table = open_table(Path(path), [column])
-    if not 0 <= row < table.num_rows:
-        raise CorpusError(what, f"no such row (the table has {table.num_rows})")
-    data, _ = audio_value(table.column(0)[row].as_py())
+    data, _ = audio_value(cell_value(Path(path), column, row))
     if data is None:
         raise CorpusError(what, "no audio bytes")
     samples, rate = read_audio_bytes(data, what, channels)
@@ -239,14 +283,14 @@ class HfDatasetSource(TextCorpusSource):
         ids: list[tuple[str, int]] = []
         index = 0  # row number across the split's files: the default id and the line in messages
         for path in self.split_files(name):
-            names = open_table(path).schema.names
+            table = open_table(path)
+            names = table.schema.names
             wanted = [self.text_column, self.audio_column, self.speaker_column, self.id_column]
             missing = [c for c in wanted if c and c not in names]
             if missing:
                 raise CorpusError(path, f"no column {missing[0]!r} (columns: {', '.join(names)}; set "
                                   "corpus.text_column/audio_column/speaker_column/id_column)")
             id_column = self.id_column or ("id" if "id" in names else "")
-            table = open_table(path)
             rows = table.select([c for c in dict.fromkeys([self.text_column, self.speaker_column, id_column])
                                  if c]).to_pylist()
             audio = audio_presence(table.column(self.audio_column), path)

@@ -125,3 +125,23 @@ def test_single_dataset_columns_and_bad_rows(data, tmp_path):
     listing = source(tmp_path / "paths").listing("train")  # a column of paths, from the dataset's folder
     assert [u.path for u in listing.utterances] == [str(tmp_path / "paths" / "a.flac")]
     assert listing.skipped == [(str(tmp_path / "paths" / "gone.flac"), "audio file not found")]
+
+
+def test_parquet_rows_are_read_from_their_row_group(tmp_path):
+    pa = pytest.importorskip("pyarrow", reason="pyarrow not installed (pip install 'lstm-asr[hf]')")
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(2)
+    clips = [(rng.integers(-3000, 3000, 1600 + 160 * i) / 32768).astype(np.float32) for i in range(5)]
+    audio = pa.array([{"bytes": encoded(c, "WAV"), "path": None} for c in clips],
+                     pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+    (tmp_path / "train").mkdir()
+    pq.write_table(pa.table({"audio": audio, "text": list("ABABA")}), tmp_path / "train" / "part0.parquet",
+                   row_group_size=2)  # groups of 2, 2, 1 rows
+    src = source(tmp_path)
+    items = src.split("train").items
+    assert [it.cell for it in items] == [("audio", i) for i in range(5)]
+    for it, clip in reversed(list(zip(items, clips, strict=True))):
+        np.testing.assert_array_equal(src.read(str(it.path), **it.audio_options()).samples, clip)
+    with pytest.raises(CorpusError, match="no row 5 .the table has 5."):
+        src.read(str(items[0].path), cell=("audio", 5))
