@@ -7,8 +7,8 @@ file, icefall's ``librispeech_cuts_train-clean-100.jsonl.gz``); without one, the
 training needs no Lhotse installed; ``lhotse`` itself writes what the tests read.
 
 - **Utterances** are supervisions: the supervision's id, speaker (else its id) and text. With
-  ``corpus.alignment: phone`` the labels are the symbols of the supervision's ``phone`` alignment instead (units:
-  phones), e.g. from ``lhotse prepare timit`` or a forced aligner.
+  ``corpus.alignment: phone`` (and ``corpus.units: phones``) the labels are the symbols of the supervision's
+  ``phone`` alignment instead, e.g. from a forced aligner.
 - **Parts of recordings**: a supervision covers ``start`` .. ``start + duration`` of its recording (in a cut,
   ``start`` counts from the cut's start, and the span is clipped to the cut). A span that is the whole recording
   reads the whole file.
@@ -191,10 +191,11 @@ class LhotseSource(TextCorpusSource):
                  alignment: str = "") -> None:
         if channel < -1:
             raise LstmAsrError(f"corpus.channel: {channel} is not a channel (0, 1, ...; -1: the supervisions')")
-        units = units or ("phones" if alignment else self.default_units)
+        # Scoring and decoding resolve the units from corpus.type and corpus.units alone (lhotse's default: chars,
+        # which would glue the phones into words), so alignment labels need the units said.
         if alignment and units != "phones":
-            raise LstmAsrError(f"corpus.alignment: {alignment!r} labels are phones-like symbols; set corpus.units: "
-                               f"phones (not {units!r}) or leave corpus.alignment empty")
+            raise LstmAsrError(f"corpus.alignment: {alignment!r} labels are phone-like symbols; set corpus.units: "
+                               f"phones (not {units or 'the default, chars'!r}) or leave corpus.alignment empty")
         super().__init__(root, units, lexicon, bpe_vocab_size, allow_commands, train_split)
         self.channel = channel
         self.alignment = alignment

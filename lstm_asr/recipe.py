@@ -50,8 +50,8 @@ class CorpusSection:
     allow_commands: bool = False  # run piped wav.scp entries ("cmd ... |"); off: they are refused
     # lhotse: the recording channel to train on; -1 = each supervision's own channel (several: averaged)
     channel: int = -1
-    # lhotse: label each utterance with the symbols of this alignment kind of its supervision ("phone") instead of
-    # its text; "" = the text
+    # lhotse: label each utterance with the symbols of this alignment kind of its supervision ("phone"; needs
+    # units: phones) instead of its text; "" = the text
     alignment: str = ""
     # hf (Hugging Face datasets): the columns holding the transcript, the audio, and optionally the speaker and id
     text_column: str = "text"

@@ -51,7 +51,8 @@ def test_timit_to_lhotse_and_back(timit, tmp_path):
     reports = export_corpus(timit, SPLITS, "lhotse", tmp_path / "lh")
     assert [r.utterances for r in reports] == [len(timit.split(s).items) for s in SPLITS]
     assert_same_corpus(timit, source("lhotse", tmp_path / "lh", units="phones"))
-    assert_same_corpus(timit, source("lhotse", tmp_path / "lh", alignment="phone"))  # phones as alignment too
+    # the phones as a phone alignment too
+    assert_same_corpus(timit, source("lhotse", tmp_path / "lh", alignment="phone", units="phones"))
     sup = json.loads(gzip.open(tmp_path / "lh" / "supervisions_train.jsonl.gz", "rt").readline())
     item = timit.split("train").items[0]
     assert sup["text"].split() == list(item.labels) and sup["speaker"] == item.speaker

@@ -623,7 +623,8 @@ def test_lhotse_manifest_reader(scratch: Path, tiny_wav: Path, data: st.DataObje
         gz = data.draw(st.booleans())
         write(folder, f"{name}_train.jsonl" + (".gz" if gz else ""), gzip.compress(content) if gz and
               data.draw(st.booleans()) else content)
-    src = LhotseSource(folder, alignment=data.draw(st.sampled_from(["", "phone"])),
+    alignment = data.draw(st.sampled_from(["", "phone"]))
+    src = LhotseSource(folder, units="phones" if alignment else "chars", alignment=alignment,
                        channel=data.draw(st.sampled_from([-1, 0, 1])))
     listing = parsed_or_own_error(src.listing, "train")
     if listing is not None:

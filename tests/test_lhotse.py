@@ -93,13 +93,14 @@ def test_cuts_read_the_audio_lhotse_loads(written):
 
 
 def test_phone_alignment_labels_and_channel_choice(written):
-    src = source(written, alignment="phone")
+    src = source(written, alignment="phone", units="phones")
     split = src.split("train")
     assert [(it.utt_id, it.labels) for it in split.items] == [("m1", ("s", "iy"))]
     assert sorted(r for _, r in split.skipped) == ["no 'phone' alignment"] * 3
     assert src.tokens() == ["iy", "s"]
-    with pytest.raises(LstmAsrError, match="corpus.alignment"):
-        source(written, alignment="phone", units="chars")
+    for units in ("chars", ""):  # "" would score phones as characters glued into words
+        with pytest.raises(LstmAsrError, match="corpus.alignment: 'phone' labels .* set corpus.units: phones"):
+            source(written, alignment="phone", units=units)
     left = {it.utt_id: it for it in source(written, channel=0).split("dev").items}
     stereo, _ = sf.read(written / "stereo.flac", dtype="float32")
     np.testing.assert_array_equal(audio_of(source(written), left["s1"]), stereo[:, 0])
