@@ -18,8 +18,8 @@ from lstm_asr.errors import FIXABLE_ERRNOS, LstmAsrError, os_error_problem, repo
 
 # ``--help`` lists the commands in the order a user meets them (typer's own order is definition order, with command
 # groups last); a command missing here comes after these.
-COMMAND_ORDER = ("synth", "prep", "train", "average", "decode", "stream", "evaluate", "align", "lm", "report", "plot",
-                 "study", "export", "serve", "render")
+COMMAND_ORDER = ("synth", "corpus", "prep", "train", "average", "decode", "stream", "evaluate", "align", "lm", "report",
+                 "plot", "study", "export", "serve", "render")
 
 
 class PipelineOrder(TyperGroup):
@@ -73,6 +73,37 @@ def synth_ondb(
     from data_prep.synth_ondb import generate_ondb_corpus
 
     print(generate_ondb_corpus(out, lines=lines, seed=seed, progress=True))
+
+
+corpus_app = typer.Typer(no_args_is_help=True, help="Corpora as other toolkits' manifests.")
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("export")
+def corpus_export(
+    recipe: RecipeArg,
+    out: Annotated[Path, typer.Argument(help="Folder to write the manifests into.")],
+    fmt: Annotated[str, typer.Option("--format", help="lhotse (recordings, supervisions, cuts .jsonl.gz per "
+                                                      "split), kaldi (a data dir per split) or nemo (<split>.jsonl).")
+                   ] = "lhotse",
+    convert_audio: Annotated[Path | None, typer.Option(help="Write every utterance's audio (its part, its channel) "
+                                                            "as 16-bit WAV here and name those files: for Kaldi's "
+                                                            "binaries, which read RIFF WAV only (not TIMIT's "
+                                                            "SPHERE).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Write the recipe's corpus (any corpus.type with audio) as Lhotse, Kaldi or NeMo manifests, per split."""
+    from data_prep.corpora import open_source
+    from data_prep.corpus_export import export_corpus
+    from lstm_asr.data.prep import ensure_corpus
+    from lstm_asr.recipe import load_recipe
+
+    r = load_recipe(recipe, set_ or [])
+    source = open_source(r.corpus.type, ensure_corpus(r), r.corpus)
+    splits = [r.corpus.train_split, r.corpus.dev_split, r.corpus.test_split]
+    for report in export_corpus(source, splits, fmt, out, convert_audio):
+        print(report.summary())
+    print(f"wrote {fmt} manifests to {out}")
 
 
 @app.command()
