@@ -69,8 +69,10 @@ def _field_comments(cls: type) -> dict[str, str]:
     lines = source.splitlines()
     out: dict[str, str] = {}
     body = ast.parse(source).body[0].body
+    shared = ""  # a comment block above a field with no comment of its own also covers the bare fields after it
     for node in body:
         if not isinstance(node, ast.AnnAssign) or not isinstance(node.target, ast.Name):
+            shared = ""
             continue
         above = []
         n = node.lineno - 1
@@ -78,7 +80,11 @@ def _field_comments(cls: type) -> dict[str, str]:
             above.insert(0, comments[n])
             n -= 1
         beside = [comments[k] for k in range(node.lineno, node.end_lineno + 1) if k in comments]
-        out[node.target.id] = " ".join(above + beside)
+        if above or beside:
+            out[node.target.id] = " ".join(above + beside)
+            shared = " ".join(above) if above and not beside else ""
+        else:
+            out[node.target.id] = shared
     return out
 
 
@@ -132,7 +138,9 @@ def recipe_reference() -> str:
     top_hints = typing.get_type_hints(schema.Recipe)
     top_comments = _field_comments(schema.Recipe)
     sections: list[tuple[str, type]] = []
-    out.append("## Top level\n\n| key | type | default | description |\n|---|---|---|---|\n")
+    out.append("## Top level\n\n`name` names the experiment: its folder is `exp/<name>` unless `--out` says otherwise "
+               "(a relative path without `..`); `description` is free text. The sections follow.\n\n"
+               "| key | type | default | description |\n|---|---|---|---|\n")
     for f in dataclasses.fields(schema.Recipe):
         cls = _section_class(top_hints[f.name])
         if cls is not None:
