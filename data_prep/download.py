@@ -278,8 +278,10 @@ def install(archive: Archive, dest: Path, name: str, source: Path | None,
         if (source / archive.file_name).is_file():
             source = source / archive.file_name
         else:
-            # The folder itself may be what to take (--from .../cmu_us_bdl_arctic), or hold it at some depth.
-            found = find_marked(source.parent, archive.marker, depth=0) or find_marked(source, archive.marker)
+            # The folder may be the part to take itself (--from .../cmu_us_bdl_arctic), or hold it at some depth.
+            itself = archive.take != "." and source.name == Path(archive.take).name
+            found = (find_marked(source.parent, archive.marker, depth=0) if itself else None) \
+                or find_marked(source, archive.marker)
             if found is None:
                 raise LstmAsrError(f"{source}: neither {archive.file_name} nor an unpacked copy (with "
                                    f"{archive.marker}) is in this folder")

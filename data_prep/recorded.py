@@ -15,6 +15,7 @@ rate.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -220,6 +221,14 @@ class RecordedSpeechSource(TextCorpusSource):
         return lambda symbols: tokens_to_words(symbols, units)
 
 
-def find_audio(folder: Path) -> list[Path]:
-    """Audio files under ``folder`` (any depth, :data:`AUDIO_SUFFIXES` in any letter case), sorted."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+def find_audio(folder: Path, max_depth: int = 6) -> list[Path]:
+    """Audio files under ``folder`` (:data:`AUDIO_SUFFIXES` in any letter case), sorted. Symlinked folders are
+    followed (a folder of links to several corpora's speakers is one corpus), at most ``max_depth`` deep so a link
+    cycle ends."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        if len(Path(dirpath).relative_to(folder).parts) >= max_depth:
+            dirnames.clear()
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath, f) for f in filenames if Path(f).suffix.lower() in AUDIO_SUFFIXES]
+    return sorted(p for p in found if p.is_file())

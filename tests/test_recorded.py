@@ -331,3 +331,21 @@ def test_a_recorded_source_refuses_bad_shares_from_code(tmp_path):
     root = make_kathleen(tmp_path / "k", PROMPTS, takes=1)
     with pytest.raises(LstmAsrError, match="shares"):
         source("audio_folder", root, dev_share=0.6, test_share=0.5)
+
+
+def test_linked_speaker_folders_make_one_corpus(tmp_path, arctic):
+    """A folder of links to other corpora's speakers (how recipes/real_en/native_arctic_kathleen.yaml is built)."""
+    (tmp_path / "native").mkdir()
+    (tmp_path / "native" / "aaa").symlink_to(arctic / "cmu_us_aaa_arctic" / "wav")
+    (tmp_path / "native" / "kat").symlink_to(make_kathleen(tmp_path / "kathleen", PROMPTS, takes=1))
+    src = source("audio_folder", tmp_path / "native", prompts="kat/cmuarctic.data", test_share=0.0, dev_share=0.0)
+    items = src.split("train").items
+    assert {it.speaker for it in items} == {"aaa", "kat"} and len(items) == 2 * len(PROMPTS)
+
+
+def test_real_en_recipes_are_valid():
+    from lstm_asr.recipe import load_recipe
+
+    repo = Path(__file__).resolve().parents[1]
+    types = {load_recipe(p).corpus.type for p in sorted((repo / "recipes" / "real_en").glob("*.yaml"))}
+    assert types == {"speechocean762", "audio_folder"}
