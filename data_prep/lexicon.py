@@ -13,7 +13,8 @@ skips and counts it). :class:`Pronouncer` counts where every word came from, and
 words (not in 1 or 2), per corpus: the figure to read before trusting labels made this way.
 
 Words are looked up in upper case with the punctuation around them removed (``"Phil."`` -> ``PHIL``; inner
-apostrophes stay: ``I'M``); hyphenated words are looked up whole first, then part by part.
+apostrophes stay: ``I'M``); hyphenated words are looked up whole first, then part by part; a possessive no
+lexicon has (``BRODIE'S``) is its word plus the regular ending (:func:`possessive_ending`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ def lexicon_words(text: str) -> list[str]:
         if token:
             words.append(token)
     return words
+
+
+def possessive_ending(last: str) -> tuple[str, ...]:
+    """The phones of "'s" after a word ending in ``last`` (TIMIT symbols): ``ix z`` after a sibilant, ``s`` after
+    another voiceless consonant, else ``z`` (the English rule CMUdict's own possessives follow)."""
+    if last in ("s", "z", "sh", "zh", "ch", "jh"):
+        return ("ix", "z")
+    if last in ("p", "t", "k", "f", "th"):
+        return ("s",)
+    return ("z",)
 
 
 @cache
@@ -134,6 +145,10 @@ class Pronouncer:
             pron = cmudict_arpabet().get(word)
             if pron is not None:
                 return tuple(arpabet_phone(s, True) for s in pron), "cmudict"
+        if word.endswith("'S") and len(word) > 2:  # CMUdict lacks most possessives of names ("BRODIE'S")
+            base = self.word(word[:-2])
+            if base and self._cache[word[:-2]][1] != "espeak-ng":
+                return (*base, *possessive_ending(base[-1])), "parts"
         if "-" in word:  # "SEVENTY-FIVE", "DEEP-SEA": the parts may be known
             parts = [self.word(p) for p in word.split("-") if p]
             if parts and all(parts):
@@ -160,7 +175,7 @@ class Pronouncer:
             phones = self.word(w)
             origin = self._cache[w][1]
             if origin == "parts":
-                origin = "cmudict"  # every part is in a lexicon
+                origin = "lexicon parts ('s, hyphens)"  # every part is in a lexicon
             self.stats.tokens[origin] += 1
             if origin in ("espeak-ng", "none"):
                 self.stats.oov[w] += 1

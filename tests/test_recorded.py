@@ -15,7 +15,7 @@ from data_prep.arctic import read_lab
 from data_prep.arpabet import PhoneSetError, arpabet_phone, radio_phone, timed_labels, utterance_labels
 from data_prep.corpora import open_source, score_units_for, source_class
 from data_prep.heldout import DROPPED, HeldOut, sentence_key
-from data_prep.lexicon import Pronouncer, PronunciationError, espeak_available, lexicon_words
+from data_prep.lexicon import Pronouncer, PronunciationError, espeak_available, lexicon_words, possessive_ending
 from data_prep.phones import TRAIN_PHONES
 from data_prep.recorded import prompt_for, read_prompts
 from lstm_asr.data.features import FeatureConfig
@@ -88,9 +88,13 @@ def test_lexicon_chain_order_counts_and_oov():
     assert err.value.word == "QWXZV" and "out-of-lexicon" in str(err.value)
 
 
-def test_without_a_fallback_oov_words_raise_and_hyphens_split():
+def test_without_a_fallback_oov_words_raise_and_hyphens_and_possessives_split():
     p = Pronouncer(fallback="none")
-    assert p.words("seventy-five")[0] == p.word("SEVENTY") + p.word("FIVE")
+    assert p.words("tea-bear")[0] == p.word("TEA") + p.word("BEAR")
+    assert p.words("Thorpe's Selden's Ross's")[0][-2:] == ("p", "s")
+    assert p.word("SELDEN'S")[-1] == "z" and possessive_ending("jh") == ("ix", "z")
+    assert p.stats.tokens["lexicon parts ('s, hyphens)"] == 3 and p.stats.tokens["cmudict"] == 1  # ROSS'S is in it
+    assert not p.stats.oov
     with pytest.raises(PronunciationError, match="word_fallback: none"):
         p.words("zorblax")
     assert p.stats.tokens["none"] == 1
