@@ -58,7 +58,9 @@ class HeldOut:
 
     def _bucket(self, kind: str, key: str, test_allowed: bool = True) -> str:
         u = unit_share(kind, key)
-        if test_allowed and u < self.test_share:
+        if not test_allowed:  # test is someone else's (held-out speakers, a corpus's own test set)
+            return "dev" if u < self.dev_share else "train"
+        if u < self.test_share:
             return "test"
         if u < self.test_share + self.dev_share:
             return "dev"

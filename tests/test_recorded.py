@@ -353,3 +353,11 @@ def test_real_en_recipes_are_valid():
     repo = Path(__file__).resolve().parents[1]
     types = {load_recipe(p).corpus.type for p in sorted((repo / "recipes" / "real_en").glob("*.yaml"))}
     assert types == {"speechocean762", "audio_folder"}
+
+
+def test_dev_share_of_speakers_does_not_depend_on_test_share():
+    speakers = [f"{i:04d}" for i in range(400)]
+    for test_share in (0.0, 0.1, 0.4):
+        h = HeldOut(dev_share=0.2, test_share=test_share)
+        dev = sum(h.speaker_bucket(s, test_allowed=False) == "dev" for s in speakers)
+        assert 60 < dev < 100
