@@ -352,7 +352,7 @@ def test_real_en_recipes_are_valid():
 
     repo = Path(__file__).resolve().parents[1]
     types = {load_recipe(p).corpus.type for p in sorted((repo / "recipes" / "real_en").glob("*.yaml"))}
-    assert types == {"speechocean762", "audio_folder"}
+    assert types == {"speechocean762", "audio_folder", "arctic"}
 
 
 def test_dev_share_of_speakers_does_not_depend_on_test_share():
