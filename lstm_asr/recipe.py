@@ -48,6 +48,16 @@ class CorpusSection:
     lexicon: str = ""  # CMUdict-format pronunciation lexicon (WORD PH1 PH2 ...) for units: phones
     bpe_vocab_size: int = 100  # sentencepiece BPE vocabulary trained on the training text, for units: bpe
     allow_commands: bool = False  # run piped wav.scp entries ("cmd ... |"); off: they are refused
+    # lhotse: the recording channel to train on; -1 = each supervision's own channel (several: averaged)
+    channel: int = -1
+    # lhotse: label each utterance with the symbols of this alignment kind of its supervision ("phone"; needs
+    # units: phones) instead of its text; "" = the text
+    alignment: str = ""
+    # hf (Hugging Face datasets): the columns holding the transcript, the audio, and optionally the speaker and id
+    text_column: str = "text"
+    audio_column: str = "audio"
+    speaker_column: str = ""
+    id_column: str = ""
     # Recorded corpora (arctic, audio_folder, speechocean762). Phones from words: corpus.lexicon or the corpus's
     # own, then CMUdict, then word_fallback (data_prep/lexicon.py). Splits where the corpus has none: by a hash of
     # the sentence and/or speaker (data_prep/heldout.py), so one sentence is in one split in every corpus.
@@ -212,7 +222,7 @@ class Recipe:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "corpus.type": ("timit", "kaldi_dir", "librispeech", "manifest", "ondb", "arctic", "audio_folder",
+    "corpus.type": ("timit", "kaldi_dir", "librispeech", "manifest", "lhotse", "hf", "ondb", "arctic", "audio_folder",
                     "speechocean762"),
     "corpus.split_by": ("sentence", "speaker", "speaker_sentence"),
     "corpus.word_fallback": ("espeak", "none"),

@@ -14,7 +14,7 @@ def test_help_lists_commands_in_pipeline_order():
     assert done.returncode == 0
     listed = re.findall(r"^│ ([a-z]+) ", done.stdout, flags=re.M)
     assert listed[: len(COMMAND_ORDER)] == list(COMMAND_ORDER)
-    assert listed[:3] == ["download", "synth", "prep"]
+    assert listed[:4] == ["download", "synth", "corpus", "prep"]
     assert listed.index("train") < listed.index("decode") < listed.index("export")
 
 
