@@ -18,8 +18,8 @@ from lstm_asr.errors import FIXABLE_ERRNOS, LstmAsrError, os_error_problem, repo
 
 # ``--help`` lists the commands in the order a user meets them (typer's own order is definition order, with command
 # groups last); a command missing here comes after these.
-COMMAND_ORDER = ("synth", "corpus", "prep", "train", "average", "decode", "stream", "evaluate", "align", "lm", "report",
-                 "plot", "study", "export", "serve", "render")
+COMMAND_ORDER = ("download", "synth", "corpus", "prep", "train", "average", "decode", "stream", "evaluate", "align",
+                 "lm", "report", "plot", "study", "export", "serve", "render")
 
 
 class PipelineOrder(TyperGroup):
@@ -104,6 +104,21 @@ def corpus_export(
     for report in export_corpus(source, splits, fmt, out, convert_audio):
         print(report.summary())
     print(f"wrote {fmt} manifests to {out}")
+
+
+@app.command()
+def download(
+    name: Annotated[str, typer.Argument(help="arctic (the seven CMU ARCTIC voices), arctic-<voice>, kathleen, "
+                                             "speechocean762, librispeech-<subset> (dev-clean, ...).")],
+    out: Annotated[Path, typer.Argument(help="Folder to unpack the corpus into (archives go to OUT/.downloads).")],
+    from_: Annotated[Path | None, typer.Option("--from", help="A local archive, or a folder holding it or an "
+                                                              "unpacked copy, instead of downloading.")] = None,
+) -> None:
+    """Fetch a recorded corpus (checked, resumable) and unpack it into the layout its reader expects."""
+    from data_prep.download import download as run_download
+
+    for line in run_download(name, out, from_):
+        print(line)
 
 
 @app.command()

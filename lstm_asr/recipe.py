@@ -58,6 +58,15 @@ class CorpusSection:
     audio_column: str = "audio"
     speaker_column: str = ""
     id_column: str = ""
+    # Recorded corpora (arctic, audio_folder, speechocean762). Phones from words: corpus.lexicon or the corpus's
+    # own, then CMUdict, then word_fallback (data_prep/lexicon.py). Splits where the corpus has none: by a hash of
+    # the sentence and/or speaker (data_prep/heldout.py), so one sentence is in one split in every corpus.
+    prompts: str = ""  # audio_folder, arctic: prompts file ('( id "text" )' or 'id text' lines) for untranscribed audio
+    split_by: str = "sentence"  # sentence | speaker | speaker_sentence (speechocean762: dev speakers only)
+    dev_share: float = 0.05  # of sentences (or speakers) for dev
+    test_share: float = 0.1  # ... and for test
+    test_speakers: list[str] = field(default_factory=list)  # held out whole: in test only, on test sentences
+    word_fallback: str = "espeak"  # words in no lexicon: espeak (espeak-ng's phonemes) or none (skip the utterance)
 
 
 @dataclass
@@ -213,7 +222,10 @@ class Recipe:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "corpus.type": ("timit", "kaldi_dir", "librispeech", "manifest", "lhotse", "hf", "ondb"),
+    "corpus.type": ("timit", "kaldi_dir", "librispeech", "manifest", "lhotse", "hf", "ondb", "arctic", "audio_folder",
+                    "speechocean762"),
+    "corpus.split_by": ("sentence", "speaker", "speaker_sentence"),
+    "corpus.word_fallback": ("espeak", "none"),
     "corpus.units": ("", "phones", "chars", "bpe"),
     "corpus.generate.kind": ("timit", "ondb"),
     "features.type": ("fbank", "ink"),
@@ -247,7 +259,8 @@ NON_NEGATIVE = {"features.deltas", "model.dropout", "training.momentum", "traini
                 "training.spec_freq_width", "training.newbob_factor", "training.average_last",
                 "decoding.token_top_k", "model.init_scale", "model.projection", "model.pyramid", "decoding.lm_weight",
                 "model.chunk_frames", "model.right_context", "model.conv_layers",
-                "model.pred_embedding"}
+                "model.pred_embedding",
+                "corpus.dev_share", "corpus.test_share"}
 
 
 STREAMABLE_CELLS = ("lstm", "gru")  # cells with latency-controlled (chunked) and unidirectional layers
@@ -466,6 +479,8 @@ def _check_values(recipe: Recipe, source: str) -> None:
     if recipe.training.tensorboard not in (True, False, "auto"):
         raise RecipeError(source, "training.tensorboard", f"expected true, false or auto, got "
                           f"{recipe.training.tensorboard!r}")
+    if recipe.corpus.dev_share + recipe.corpus.test_share >= 1:
+        raise RecipeError(source, "corpus.test_share", "corpus.dev_share + corpus.test_share must be below 1")
     if not recipe.corpus.path:
         raise RecipeError(source, "corpus.path", "is required (set it in the recipe or with --set corpus.path=DIR)")
     # These name folders lstm-asr writes (exp/<name>, <feature store>/<split>): they must stay inside them.

@@ -163,7 +163,7 @@ def test_pictures_are_small_and_shown():
         assert f"img/{picture.name}" in pages, picture.name
 
 
-RESULTS_TOPICS = ("Speed", "Accuracy: ", "Decoding", "Streaming", "Export", "Cells and studies", "Memory",
+RESULTS_TOPICS = ("Speed", "Accuracy: ", "Corpora: ", "Decoding", "Streaming", "Export", "Cells and studies", "Memory",
                   "Comparisons with ")
 
 
