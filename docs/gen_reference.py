@@ -184,26 +184,31 @@ def _click():
     return click
 
 
-_TYPE_NAMES = {"Path": "path", "int": "integer", "float": "number", "str": "text", "bool": "boolean"}
+_TYPE_NAMES = {"Path": "path", "int": "integer", "float": "float", "str": "text", "bool": "boolean",
+               "integer range": "integer", "float range": "float"}
 
 
 def _param_type(param) -> str:
-    """A parameter's type in words: click's ``type.name`` where there is one, else (typer >= 0.26) the annotation."""
+    """A parameter's type in words, the same whichever typer builds the command: click's ``type.name`` (typer
+    before 0.26) or the annotation (typer's own click copy), with ``min``/``max`` as a range."""
     if param.param_type_name == "option" and param.is_flag:
         return "flag"
-    if getattr(param, "type", None) is not None:
-        if getattr(param.type, "choices", None):
-            return " \\| ".join(map(str, param.type.choices))
-        name = param.type.name
+    click_type = getattr(param, "type", None)
+    if click_type is not None:
+        if getattr(click_type, "choices", None):
+            return " \\| ".join(map(str, click_type.choices))
+        name = _TYPE_NAMES.get(click_type.name, click_type.name)
+        low, high = getattr(click_type, "min", None), getattr(click_type, "max", None)
     else:
         annotation = param.type_descriptor.annotation
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         base = args[0] if typing.get_origin(annotation) is not list and args else annotation
         if typing.get_origin(base) is list:
             base = typing.get_args(base)[0]
-        name = _TYPE_NAMES.get(getattr(base, "__name__", ""), getattr(base, "__name__", str(base)))
-    if getattr(param, "min", None) is not None or getattr(param, "max", None) is not None:
+        base_name = getattr(base, "__name__", str(base))
+        name = _TYPE_NAMES.get(base_name, base_name)
         low, high = getattr(param, "min", None), getattr(param, "max", None)
+    if low is not None or high is not None:
         name += f", {low if low is not None else ''}..{high if high is not None else ''}"
     if getattr(param, "multiple", False):
         name += ", repeatable"
