@@ -31,6 +31,9 @@ class CorpusItem:
     start: float | None = None
     end: float | None = None
     command: str | None = None  # a Kaldi wav.scp pipe ("sox x.flac -t wav - |") that writes the audio to stdout
+    # The word transcript when the reader knows it (its labels may be phones). A multi-corpus recipe compares it,
+    # normalised, across corpora to keep dev/test sentences out of training; "" = compare the labels instead.
+    text: str = ""
 
     def audio_options(self) -> dict:
         """The keyword arguments (beyond the path) a source's ``read`` needs for this item."""

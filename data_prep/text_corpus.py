@@ -134,7 +134,8 @@ class TextCorpusSource(FittedOnTrainingText):
             except UnitError as exc:
                 skipped.append((f"{u.path} ({u.utt_id})" if u.start is not None else u.path, str(exc)))
                 continue
-            items.append(CorpusItem(u.utt_id, u.speaker, Path(u.path), labels, u.start, u.end, u.command))
+            items.append(CorpusItem(u.utt_id, u.speaker, Path(u.path), labels, u.start, u.end, u.command,
+                                    text=u.text))
         return SplitItems(items, skipped)
 
     @staticmethod

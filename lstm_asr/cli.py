@@ -119,7 +119,7 @@ def train(
 ) -> None:
     """Train a BLSTM-CTC model from a recipe; writes checkpoints, metrics.jsonl and results.json."""
     from data_prep.corpora import resolve_units
-    from lstm_asr.recipe import load_recipe
+    from lstm_asr.recipe import load_recipe, primary_corpus
     from lstm_asr.training.train import train as run_train
 
     r = load_recipe(recipe, set_ or [])
@@ -129,13 +129,17 @@ def train(
 
     if not is_main_process():  # under torchrun, rank 0 reports
         return
-    metric = results.get("metric") or ("WER" if resolve_units(r.corpus.type, r.corpus.units) in ("chars", "bpe")
-                                       else "PER")
-    for split in ("dev", "test"):
-        s = results[split]
+    c = primary_corpus(r)
+    metric = results.get("metric") or ("WER" if resolve_units(c.type, c.units) in ("chars", "bpe") else "PER")
+    # One line per split; a multi-corpus recipe's pooled splits, then each corpus's own (results.json "dev_corpora",
+    # "test_corpora").
+    rows = [(split, results[split]) for split in ("dev", "test")]
+    rows += [(f"{split} {name}", s) for split in ("dev", "test") for name, s in results.get(f"{split}_corpora",
+                                                                                             {}).items()]
+    for label, s in rows:
         others = "".join(f", {k.upper()} {s[k.lower()]:.2f}%" for k in ("wer",) if k in s and metric != "WER")
-        print(f"{split} {metric} {s['per']:.2f}% (N={s['ref_tokens']} S={s['sub']} D={s['dele']} I={s['ins']}, "
-              f"{s['utterances']} utterances){others}")
+        print(f"{label} {metric} {s['per']:.2f}% (N={s['ref_tokens']} S={s['sub']} D={s['dele']} "
+              f"I={s['ins']}, {s['utterances']} utterances){others}")
     print(f"scoring: {results['scoring']}")
     print(f"experiment: {exp}")
 
