@@ -395,9 +395,17 @@ def evaluate(
 
     With --lm/--lexicon (or the recipe's decoding.lm), decodes with flashlight's beam search and the LM."""
     from lstm_asr.decoding.experiment_evaluation import evaluate_experiment
+    from lstm_asr.recipe import load_recipe
+    from lstm_asr.training.corpora_evaluation import evaluate_corpora
 
-    for line in evaluate_experiment(exp, split, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
-                                    word_score=word_score):
+    recipe = load_recipe(exp / "recipe.yaml") if (exp / "recipe.yaml").is_file() else None
+    if recipe is not None and recipe.corpora:  # several corpora: a line per corpus, then all of them
+        lines = evaluate_corpora(exp, recipe, split, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
+                                 word_score=word_score)
+    else:
+        lines = evaluate_experiment(exp, split, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
+                                    word_score=word_score)
+    for line in lines:
         print(line)
 
 

@@ -194,6 +194,13 @@ def test_mixed_corpora_train_and_report_each_test_corpus(two_corpora: tuple[Path
     assert ckpt["tokens"] == data.tokens and ckpt["corpus_type"] == "timit"
     out = capsys.readouterr().out
     assert "excluded 1 training utterances whose sentence is in a dev or test split (b: 1)" in out
+    # lstm-asr evaluate: a line per corpus, then the pooled one
+    from lstm_asr.training.corpora_evaluation import evaluate_corpora
+
+    lines = evaluate_corpora(tmp_path / "exp", load_recipe(tmp_path / "exp" / "recipe.yaml"), "test")
+    assert [x.split(" (best.pt)")[0] for x in lines] == ["test a", "test b", "test (all corpora)"]
+    for line, name in zip(lines, ("a", "b"), strict=False):
+        assert f"PER {results['test_corpora'][name]['per']:.2f}%" in line
 
 
 # --- normalisation ---------------------------------------------------------------------------------------------
@@ -246,6 +253,7 @@ def test_single_file_features_fall_back_to_the_utterance(tiny_corpus: Path) -> N
         expect = (plain.double() - plain.double().mean(0)) / plain.double().std(0, unbiased=False)
         torch.testing.assert_close(feats.double(), expect, atol=1e-3, rtol=1e-3)
         torch.testing.assert_close(ScriptableFbank(cfg)(wave), feats, atol=1e-3, rtol=1e-3)
+        torch.testing.assert_close(torch.jit.script(ScriptableFbank(cfg))(wave), feats, atol=1e-3, rtol=1e-3)
         assert "normalize" in cfg.to_dict() and FeatureConfig(**cfg.to_dict()) == cfg
         with pytest.raises(LstmAsrError, match="cannot stream"):
             StreamingFbank(cfg)
