@@ -33,7 +33,7 @@ from lstm_asr.data.features import FeatureConfig, compute_features
 from lstm_asr.data.ink_features import InkFeatureConfig, featurize_ink
 from lstm_asr.data.prep_shards import DEFAULT_SHARD_SIZE, Shard, ShardStore
 from lstm_asr.data.tokens import TokenSet
-from lstm_asr.errors import CorpusError, LstmAsrError, reporting_write_errors
+from lstm_asr.errors import CorpusError, LstmAsrError
 from lstm_asr.recipe import CorpusSection, Recipe, corpora_of, primary_corpus
 
 PREP_VERSION = 1
@@ -323,8 +323,10 @@ def _add_texts(done: FeatureSplit, items: list[CorpusItem]) -> None:
         return
     done.index["texts"] = [texts.get(u, "") for u in done.ids]
     index = json.dumps(done.index).encode()
-    with reporting_write_errors(done.folder / "index.json", "prepared features"):
+    try:  # best effort: a read-only store stays as it is (the sentence rule then compares labels)
         write_atomically(done.folder / "index.json", lambda f: f.write(index))
+    except OSError:
+        pass
 
 
 def prep(recipe: Recipe, force: bool = False, jobs: int | None = None, show_progress: bool = True,
