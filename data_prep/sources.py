@@ -37,6 +37,9 @@ class CorpusItem:
     # A cell of a table file that holds the audio bytes (Hugging Face arrow/parquet): (column, row); None = the
     # path is the audio file itself.
     cell: tuple[str, int] | None = None
+    # The word transcript when the reader knows it (its labels may be phones). A multi-corpus recipe compares it,
+    # normalised, across corpora to keep dev/test sentences out of training; "" = compare the labels instead.
+    text: str = ""
 
     def audio_options(self) -> dict:
         """The keyword arguments (beyond the path) a source's ``read`` needs for this item."""
