@@ -12,7 +12,7 @@ dependency points one way: readers import this module, never the other way round
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -31,10 +31,17 @@ class CorpusItem:
     start: float | None = None
     end: float | None = None
     command: str | None = None  # a Kaldi wav.scp pipe ("sox x.flac -t wav - |") that writes the audio to stdout
+    # The file's channels to keep (averaged when several), e.g. one talker's channel of a Lhotse recording;
+    # None = every channel, averaged.
+    channels: tuple[int, ...] | None = None
+    # A cell of a table file that holds the audio bytes (Hugging Face arrow/parquet): (column, row); None = the
+    # path is the audio file itself.
+    cell: tuple[str, int] | None = None
 
     def audio_options(self) -> dict:
         """The keyword arguments (beyond the path) a source's ``read`` needs for this item."""
-        opts = {"start": self.start, "end": self.end, "command": self.command}
+        opts = {"start": self.start, "end": self.end, "command": self.command, "channels": self.channels,
+                "cell": self.cell}
         return {k: v for k, v in opts.items() if v is not None}
 
 
@@ -42,6 +49,9 @@ class CorpusItem:
 class SplitItems:
     items: list[CorpusItem]
     skipped: list[tuple[str, str]]  # (file, reason)
+    # Counts worth reporting that are not skips, {what: count}: e.g. words pronounced by espeak-ng because no
+    # lexicon has them (data_prep/recorded.py).
+    notes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
