@@ -216,12 +216,14 @@ class OndbSource(FittedOnTrainingText):
         return [t for *_, t in self.listing(self.train_split)[0]]
 
     def split(self, name: str) -> SplitItems:
+        """A split's lines; characters outside the training text's skip a training line and stay in any other
+        split's labels (a reference, scored: they are errors no model trained here can avoid)."""
         self._fit()
         lines, skipped = self.listing(name)
         items, skipped = [], list(skipped)
         for utt, writer, f, text in lines:
             try:
-                labels = self.units.labels(text)
+                labels = self.units.labels(text, keep_unknown=name != self.train_split)
             except UnitError as exc:
                 skipped.append((str(f), str(exc)))
                 continue

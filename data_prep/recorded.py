@@ -54,7 +54,7 @@ class TimitPhoneUnits(Units):
     def inventory(self) -> list[str]:
         return list(TRAIN_PHONES)
 
-    def labels(self, text: str) -> tuple[str, ...]:
+    def labels(self, text: str, keep_unknown: bool = False) -> tuple[str, ...]:
         raise NotImplementedError("recorded sources label items themselves (RecordedSpeechSource.split)")
 
 

@@ -131,12 +131,14 @@ class TextCorpusSource(FittedOnTrainingText):
         return [u.text for u in self.listing(self.train_split).utterances]
 
     def split(self, name: str) -> SplitItems:
+        """A split's utterances; symbols outside the training inventory skip a training utterance and stay in any
+        other split's labels (a reference, scored: errors no model trained here can avoid)."""
         self._fit()
         listing = self.listing(name)
         items, skipped = [], list(listing.skipped)
         for u in listing.utterances:
             try:
-                labels = self.units.labels(u.text)
+                labels = self.units.labels(u.text, keep_unknown=name != self.train_split)
             except UnitError as exc:
                 skipped.append((f"{u.path} ({u.utt_id})" if u.start is not None else u.path, str(exc)))
                 continue

@@ -93,7 +93,10 @@ class Units:
     def inventory(self) -> list[str]:
         raise NotImplementedError
 
-    def labels(self, text: str) -> tuple[str, ...]:
+    def labels(self, text: str, keep_unknown: bool = False) -> tuple[str, ...]:
+        """The labels of a transcript. A symbol outside the inventory raises :class:`UnitError` (training text
+        must be expressible); with ``keep_unknown`` (dev and test references, only ever scored) it stays in the
+        labels as it is, a reference symbol no hypothesis can produce, so scoring counts it as an error."""
         raise NotImplementedError
 
 
@@ -115,11 +118,11 @@ class CharUnits(Units):
     def inventory(self) -> list[str]:
         return [WORD_SEP, *self.chars]  # always present, so the unit type can be read off the token list
 
-    def labels(self, text: str) -> tuple[str, ...]:
+    def labels(self, text: str, keep_unknown: bool = False) -> tuple[str, ...]:
         text = normalize_text(text)
         known = set(self.chars)
         bad = [c for c in text.replace(" ", "") if c not in known]
-        if bad:  # the first one in the text, so the message points at where to look
+        if bad and not keep_unknown:  # the first one in the text, so the message points at where to look
             raise UnitError(f"character {bad[0]!r} is not in the training character set")
         return tuple(WORD_SEP if c == " " else c for c in text)
 
@@ -143,17 +146,17 @@ class PhoneUnits(Units):
     def inventory(self) -> list[str]:
         return list(self.phones)
 
-    def labels(self, text: str) -> tuple[str, ...]:
+    def labels(self, text: str, keep_unknown: bool = False) -> tuple[str, ...]:
         words = text.split()
         if self.lexicon is None:
             bad = [p for p in words if p not in set(self.phones)]
-            if bad:
+            if bad and not keep_unknown:
                 raise UnitError(f"phone {bad[0]!r} is not in the training phone set")
             return tuple(words)
         out: list[str] = []
         for w in words:
             pron = self.lexicon.get(w)
-            if pron is None:
+            if pron is None:  # its phones are unknown, so it cannot be a reference either
                 raise UnitError(f"out-of-lexicon word {w!r}")
             out.extend(pron)
         return tuple(out)
@@ -188,8 +191,10 @@ class BpeUnits(Units):
     def inventory(self) -> list[str]:
         return [self.sp.id_to_piece(i) for i in range(1, self.sp.get_piece_size())]  # 0 is <unk>
 
-    def labels(self, text: str) -> tuple[str, ...]:
+    def labels(self, text: str, keep_unknown: bool = False) -> tuple[str, ...]:
         ids = self.sp.encode(normalize_text(text))
+        if 0 in ids and keep_unknown:  # unknown characters come back as pieces of their own, spelt as they are
+            return tuple(self.sp.encode(normalize_text(text), out_type=str))
         if 0 in ids:
             bad = sorted(set(normalize_text(text)) - set("".join(self.inventory)) - {" "})
             raise UnitError(f"character {bad[0] if bad else '?'!r} is not in the BPE model's characters")

@@ -180,7 +180,7 @@ def test_generated_corpus_is_deterministic_with_disjoint_writers(small_corpus: P
     assert "|" in src.tokens() and " " not in src.tokens()
 
 
-def test_source_skips_and_counts_missing_lines_and_unknown_characters(small_corpus: Path, tmp_path: Path) -> None:
+def test_source_skips_missing_lines_and_keeps_unknown_characters_in_test(small_corpus: Path, tmp_path: Path) -> None:
     import shutil
 
     root = tmp_path / "c"
@@ -191,26 +191,57 @@ def test_source_skips_and_counts_missing_lines_and_unknown_characters(small_corp
     lines[-1] = "the ~ tilde"  # ~ never occurs in the training text
     lines = lines[:-2] + lines[-1:]  # drop one line: line 7 is now the "~" one, line 8 has no transcription
     ascii_file.write_text("\n".join(lines) + "\n", encoding="iso-8859-1")
-    listing = OndbSource(root).split("test")
+    src = OndbSource(root)
+    listing = src.split("test")
     reasons = [why for _, why in listing.skipped]
-    assert sum("transcription line" in r and "missing" in r for r in reasons) == 1
-    assert sum("'~'" in r for r in reasons) == 1
+    assert reasons == ["transcription line 8 missing"]
+    # The "~" line is a test reference: kept, "~" and all (scored, it is an error no model can avoid).
+    tilde = [it for it in listing.items if it.path.stem == f"{test_form}-07"]
+    assert [list(it.labels) for it in tilde] == [list("the|~|tilde")] and "~" not in src.tokens()
     assert len(listing.items) + len(listing.skipped) == 8 * len((root / "testset_f.txt").read_text().split())
 
 
 # --- a tiny model, decode and render ------------------------------------------------------------------------------
 
 
+# Characters the generated corpus never writes: a reference holding them is one the model cannot spell.
+UNKNOWN_AT = {3: "~", 5: "^"}  # line number -> character appended to that line of the test form
+
+
+def unknown_form(corpus: Path) -> str:
+    """Add a copy of the ``few`` form (strokes and transcription) whose lines ``UNKNOWN_AT`` end with a character
+    no training line has; returns its form id."""
+    import shutil
+
+    form = (corpus / "few.txt").read_text().split()[0]
+    twin = form[:-1] + "z"  # same folder (g00/g00-000), other form
+    for f in sorted(corpus.glob(f"lineStrokes/*/*/{form}-*.xml")):
+        shutil.copy(f, f.with_name(f.name.replace(form, twin)))
+    ascii_file = next(corpus.glob(f"ascii/*/*/{form}.txt"))
+    text = ascii_file.read_text(encoding="iso-8859-1").splitlines()
+    body = text.index("CSR:") + 2
+    for k, c in UNKNOWN_AT.items():
+        text[body + k - 1] += c
+    ascii_file.with_name(f"{twin}.txt").write_text("\n".join(text) + "\n", encoding="iso-8859-1")
+    return twin
+
+
 @pytest.fixture(scope="module")
 def ink_exp(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) -> Path:
-    """A small BLSTM overfitted on the 8 lines of one training form."""
+    """A small BLSTM overfitted on the 8 lines of one training form; its test split is the same lines (a copy of
+    the form) with an unknown character at the end of two of them."""
+    import shutil
+
     from lstm_asr.recipe import load_recipe
     from lstm_asr.training.train import train
 
     work = tmp_path_factory.mktemp("inkexp")
     (small_corpus / "few.txt").write_text((small_corpus / "trainset.txt").read_text().split()[0] + "\n")
-    recipe = write_recipe(work / "ink.yaml", small_corpus, work / "feats",
-                          corpus={"type": "ondb", "train_split": "few", "dev_split": "few", "test_split": "few"},
+    corpus = shutil.copytree(small_corpus, work / "corpus")
+    (corpus / "fewtest.txt").write_text(unknown_form(corpus) + "\n")
+    recipe = write_recipe(work / "ink.yaml", corpus, work / "feats",
+                          corpus={"type": "ondb", "train_split": "few", "dev_split": "few",
+                                  "test_split": "fewtest"},
                           features={"type": "ink", "ink_spacing": 0.8},
                           model={"hidden": 64, "layers": 2},
                           training={"lr": 0.01, "max_epochs": 150, "max_batch": 2, "patience": 150, "threads": 1})
@@ -235,6 +266,15 @@ def test_tiny_model_trains_and_is_scored_in_characters_and_words(ink_exp: Path) 
     # the characters: both as the decoded files say, whatever the model's quality.
     refs, hyps = (_lines(ink_exp / "decode_test" / name) for name in ("ref.txt", "hyp.txt"))
     assert results["test"]["cer"] == results["test"]["per"] == _rate(refs, hyps)
+    # The test lines whose references hold a character the training text never had are kept and scored: the
+    # character is in the reference (counted in N, an error no hypothesis avoids), and results.json names it.
+    twin = (ink_exp.parent / "corpus" / "fewtest.txt").read_text().split()[0]
+    for k, c in UNKNOWN_AT.items():
+        assert refs[f"{twin}-{k:02d}"][-1] == c and c not in hyps[f"{twin}-{k:02d}"]
+    assert results["test"]["ref_tokens"] == sum(map(len, refs.values()))
+    assert results["test"]["unknown_symbols"] == {"symbols": {c: 1 for c in sorted(UNKNOWN_AT.values())},
+                                                  "utterances": len(UNKNOWN_AT)}
+    assert "unknown_symbols" not in results["dev"]
     words = {u: tokens_to_words(s, "chars") for u, s in refs.items()}
     assert results["test"]["wer"] == _rate(words, {u: tokens_to_words(s, "chars") for u, s in hyps.items()})
     assert all(w and "|" not in "".join(w) for w in words.values())
@@ -269,6 +309,62 @@ def test_decode_and_render_cli(ink_exp: Path, small_corpus: Path, tmp_path: Path
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_evaluate_scores_test_lines_with_unknown_characters(ink_exp: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from data_prep.iam_ondb import read_transcription, text_to_labels
+    from lstm_asr.recognition.experiment_evaluation import evaluate_experiment
+
+    exp = shutil.copytree(ink_exp, tmp_path / "exp")  # evaluate rewrites decode_test
+    lines = evaluate_experiment(exp, "test")
+    corpus = ink_exp.parent / "corpus"
+    twin = (corpus / "fewtest.txt").read_text().split()[0]
+    texts = read_transcription(next(corpus.glob(f"ascii/*/*/{twin}.txt")))
+    scores = json.loads((exp / "decode_test" / "scores.json").read_text())
+    # Every line is scored, the unknown characters counted in N as the transcription spells them.
+    assert scores["utterances"] == len(texts) == 8
+    assert scores["ref_tokens"] == sum(len(text_to_labels(t)) for t in texts)
+    refs, hyps = (_lines(exp / "decode_test" / name) for name in ("ref.txt", "hyp.txt"))
+    assert round(100 * scores["rate"], 2) == _rate(refs, hyps)
+    assert scores["unknown_symbols"] == {"symbols": {"^": 1, "~": 1}, "utterances": 2}
+    notes = [line for line in lines if line.startswith("note:")]
+    assert notes == ["note: 2 utterances hold symbols outside the model's inventory ('^' '~'), scored as errors no "
+                     "model can avoid"]
+
+
+def _decoded(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.strip()]
+
+
+def test_decode_cli_scores_references_with_unknown_characters(ink_exp: Path) -> None:
+    from lstm_asr.recognition.recognizer import Recognizer
+
+    corpus = ink_exp.parent / "corpus"
+    twin = (corpus / "fewtest.txt").read_text().split()[0]
+    files = sorted(corpus.glob(f"lineStrokes/*/*/{twin}-0[1-6].xml"))
+    assert len(files) == 6 and not set(UNKNOWN_AT.values()) & set(Recognizer.load(ink_exp).tokens)
+    res = run_cli("decode", "--model", str(ink_exp), "--json", *map(str, files))
+    assert res.returncode == 0, res.stderr
+    out = [json.loads(line) for line in _decoded(res.stdout)]
+    assert [o["file"] for o in out] == list(map(str, files))
+    for k, o in enumerate(out, start=1):
+        # The CER counts the unknown character: edit distance to the reference as written, over its length.
+        ref = ["|" if c == " " else c for c in o["reference"]]
+        hyp = [t["token"] for t in o["tokens"]]
+        assert o["cer"] == pytest.approx(100 * align(ref, hyp)[1].errors / len(ref), abs=0.006)
+        if k in UNKNOWN_AT:
+            assert ref[-1] == UNKNOWN_AT[k] and o["unknown_chars"] == [UNKNOWN_AT[k]]
+        else:
+            assert "unknown_chars" not in o
+    notes = [line for line in res.stderr.splitlines() if "outside the model's inventory" in line]
+    assert notes == ["note: 2 reference lines hold characters outside the model's inventory ('^' '~'); they are "
+                     "scored as errors the model cannot avoid"]
+    plain = run_cli("decode", "--model", str(ink_exp), *map(str, files))
+    assert plain.returncode == 0, plain.stderr
+    assert len(_decoded(plain.stdout)) == 6 and all("\tCER " in line for line in _decoded(plain.stdout))
+    assert [line for line in plain.stderr.splitlines() if "outside the model's inventory" in line] == notes
+
+
 def test_decode_cli_bad_inputs(ink_exp: Path, tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.xml"
     bomb.write_text(BAD_INPUTS["bomb"])
@@ -279,10 +375,13 @@ def test_decode_cli_bad_inputs(ink_exp: Path, tmp_path: Path) -> None:
     res = run_cli("decode", "--model", str(ink_exp), str(bomb), str(empty), str(oov))
     assert res.returncode == 1
     errors = [x for x in res.stderr.splitlines() if x.startswith("error:")]
-    assert len(errors) == 4  # one line per file, then the summary
+    assert len(errors) == 3  # one line per bad file, then the summary
     assert str(bomb) in errors[0] and "DTD" in errors[0]
     assert str(empty) in errors[1] and "no points" in errors[1]
-    assert str(oov) in errors[2] and "'~'" in errors[2] and "vocabulary" in errors[2]
+    assert "2 of 3 files" in errors[2]
+    # A transcription the model cannot spell is no reason not to decode: the file is decoded and scored.
+    assert [line.split("\t")[0] for line in _decoded(res.stdout)] == [str(oov)]
+    assert "1 reference line holds characters outside the model's inventory ('~')" in res.stderr
     assert "Traceback" not in res.stderr
     res2 = run_cli("render", str(bomb), str(tmp_path / "x.png"))
     assert res2.returncode == 1 and str(bomb) in res2.stderr and "Traceback" not in res2.stderr

@@ -75,15 +75,39 @@ def test_librispeech_duplicate_id_is_a_one_line_error(libri, tmp_path):
         source("librispeech", root).split("train")
 
 
-def test_char_outside_the_training_inventory_is_skipped_with_reason(libri, tmp_path):
+def test_char_outside_the_training_inventory_is_kept_in_dev_and_scored_as_an_error(libri, tmp_path):
+    from data_prep.corpora import score_units_for
+    from lstm_asr.data.feature_store import FeatureSplit
+    from lstm_asr.scoring.evaluate import score_split
+
     root = shutil.copytree(libri, tmp_path / "LS")
     trans = sorted((root / "dev").rglob("*.trans.txt"))[0]
     lines = trans.read_text().splitlines()
     utt = lines[0].split()[0]
     trans.write_text("\n".join([f"{utt} ZAP", *lines[1:]]) + "\n")
-    listing = source("librispeech", root).split("dev")
-    assert len(listing.items) == 1
-    assert listing.skipped[0][1] == "character 'Z' is not in the training character set"
+    src = source("librispeech", root)
+    listing = src.split("dev")
+    # Z and P never occur in the training text: a dev reference keeps them (the inventory comes from training).
+    assert len(listing.items) == 2 and not listing.skipped
+    assert {"Z", "P"}.isdisjoint(src.tokens()) and listing.items[0].labels == ("Z", "A", "P")
+    tokens = TokenSet(src.tokens())
+    report = prep_split(src, "dev", tmp_path / "dev", FeatureConfig(), tokens, jobs=1, scoring_only=True)
+    assert report.utterances == 2 and not report.skipped
+    assert report.unknown == {"symbols": {"P": 1, "Z": 1}, "utterances": 1}
+    assert "1 utterance holds symbols outside the model's inventory ('P' 'Z')" in report.summary()
+    split = FeatureSplit(tmp_path / "dev")
+    i = split.ids.index(utt)
+    assert split.refs[i] == "Z A P" and tokens.decode(split.labels(i).tolist()) == ["A"]  # ids: known ones only
+    # Every symbol the model has is right: the errors are exactly the words holding unknown characters, counted
+    # among the reference's words (WER for characters on speech).
+    score = score_split(split, [split.labels(k).tolist() for k in range(len(split))], tokens.symbols,
+                        score_units_for("librispeech", "chars"))
+    words = [len(r.replace(" ", "").split("|")) for r in split.refs]
+    assert (score.counts.ref_tokens, score.counts.errors) == (sum(words), 1)
+    assert score.to_dict()["unknown_symbols"] == report.unknown
+    # A training split cannot hold them: there they skip the utterance, as before.
+    train = prep_split(src, "dev", tmp_path / "as_train", FeatureConfig(), tokens, jobs=1)
+    assert train.utterances == 1 and list(train.skipped) == ["symbol 'Z' is not in the token set"]
 
 
 def test_kaldi_dir_reads_wav_scp_text_utt2spk(kaldi):
@@ -224,6 +248,29 @@ def test_phone_units_through_a_lexicon_skip_out_of_lexicon_utterances(libri, tmp
     assert reasons == {f"out-of-lexicon word {missing!r}"}
     n_with = sum(missing in u.text.split() for u in src.listing("train").utterances)
     assert len(train.skipped) == n_with and len(train.items) == 6 - n_with
+
+
+def test_units_keep_unknown_symbols_only_when_asked():
+    from data_prep.units import BpeUnits, CharUnits, PhoneUnits, UnitError
+
+    for units, text, labels in ((CharUnits(), "ab ba", ("a", "b", WORD_SEP, "b", "a")),
+                                (PhoneUnits(), "aa bb aa", ("aa", "bb", "aa"))):
+        units.fit(["ab ba"] if isinstance(units, CharUnits) else ["aa bb"])
+        assert units.labels(text) == labels
+        bad = text + (" ~" if isinstance(units, CharUnits) else " zz")
+        with pytest.raises(UnitError):
+            units.labels(bad)
+        assert units.labels(bad, keep_unknown=True)[:len(labels)] == labels
+        assert units.labels(bad, keep_unknown=True)[-1] in ("~", "zz")
+    pytest.importorskip("sentencepiece")
+    bpe = BpeUnits(12)
+    bpe.fit(["abc cab bca"] * 20)
+    with pytest.raises(UnitError):
+        bpe.labels("ab q")
+    kept = bpe.labels("ab q", keep_unknown=True)
+    from data_prep.units import tokens_to_words
+
+    assert tokens_to_words(kept, "bpe") == ["ab", "q"] and "q" not in "".join(bpe.inventory)
 
 
 def test_bpe_units_through_a_reader(kaldi):

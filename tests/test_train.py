@@ -96,6 +96,30 @@ def test_evaluate_cli_writes_alignments(trained_exp: Path) -> None:
     assert scores["ref_tokens"] > 0 and scores["utterances"] == 8
 
 
+def test_decode_of_audio_reads_no_reference(trained_exp: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    """The transcription files beside a recording (TIMIT's .PHN/.WRD/.TXT) play no part in decoding it: garbage
+    there, or none at all, decodes the same."""
+    import shutil
+
+    wav = sorted(tiny_corpus.glob("TRAIN/*/*/SX*.WAV"))[0]
+    alone, beside = tmp_path / "alone", tmp_path / "beside"
+    alone.mkdir()
+    beside.mkdir()
+    shutil.copy(wav, alone / wav.name)
+    shutil.copy(wav, beside / wav.name)
+    for ext in (".PHN", ".WRD", ".TXT", ".phn", ".txt"):
+        (beside / wav.with_suffix(ext).name).write_bytes(b"\xff\xfe garbage ~ \x00 1 2\nnot a phone\n")
+    outs = []
+    for folder in (alone, beside):
+        res = run_cli("decode", "--model", str(trained_exp), "--json", str(folder), str(folder / wav.name))
+        assert res.returncode == 0, res.stderr
+        records = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+        assert [Path(r["file"]).name for r in records] == [wav.name, wav.name]  # the folder gives the audio only
+        assert all("reference" not in r and "cer" not in r for r in records)
+        outs.append([{k: v for k, v in r.items() if k != "file"} for r in records])
+    assert outs[0] == outs[1] and outs[0][0] == outs[0][1]
+
+
 def test_bad_corpus_files_are_skipped_and_counted(tmp_path: Path) -> None:
     from lstm_asr.data.prep import prep
     from lstm_asr.recipe import load_recipe

@@ -5,7 +5,10 @@ fingerprint of the corpus listing (paths, sizes, modification times, labels), th
 inventory is kept with every split, so ``train`` can tell when the store is missing or stale and re-run prep itself.
 Work is saved in shards as it goes (``prep_shards``), so a killed prep resumes where it stopped.
 Bad utterances are skipped and counted, never silently dropped: unreadable audio, bad label files, and utterances
-whose labels CTC cannot fit into their frames.
+whose labels CTC cannot fit into their frames. A training utterance with a symbol outside the token inventory (for
+units fitted on the training text: one no training line has) is skipped too; a dev or test utterance with one is
+kept, its reference intact (the stored label ids leave the unknown symbols out), and scored: those symbols are
+errors no model can avoid, and the split's summary and the scores say how many utterances hold them.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from lstm_asr.data.feature_store import FeatureSplit, SplitWriter
 from lstm_asr.data.features import FeatureConfig, compute_features
 from lstm_asr.data.ink_features import InkFeatureConfig, featurize_ink
 from lstm_asr.data.prep_shards import DEFAULT_SHARD_SIZE, Shard, ShardStore
-from lstm_asr.data.tokens import TokenSet
+from lstm_asr.data.tokens import TokenSet, describe_unknown, unknown_symbols
 from lstm_asr.errors import CorpusError, LstmAsrError
 from lstm_asr.recipe import CorpusSection, Recipe, corpora_of, primary_corpus
 
@@ -55,6 +58,7 @@ class SplitReport:
     reused_items: int = 0  # the utterances in them (skipped ones included)
     featurized: int = 0  # utterances featurised by this run
     notes: dict[str, int] = field(default_factory=dict)  # the source's counts that are not skips (SplitItems.notes)
+    unknown: dict = field(default_factory=dict)  # dev/test: references' symbols outside the inventory (tokens.py)
 
     @property
     def hours(self) -> float:
@@ -77,6 +81,8 @@ class SplitReport:
             head += "; repaired: " + ", ".join(f"{n} x {r}" for r, n in self.repaired.most_common())
         if self.notes:  # e.g. where a recorded corpus's words got their phones, and its out-of-lexicon words
             head += "; " + ", ".join(f"{what}: {n}" for what, n in self.notes.items())
+        if self.unknown.get("symbols"):
+            head += "; " + describe_unknown(self.unknown)
         if self.skipped:
             parts = [f"{n} x {r} (e.g. {self.examples[r]})" for r, n in self.skipped.most_common()]
             head += f"; skipped {sum(self.skipped.values())}: " + "; ".join(parts)
@@ -144,6 +150,9 @@ def ensure_corpus_folder(corpus: CorpusSection, progress: bool = True) -> Path:
 def _fingerprint(items: list[CorpusItem], cfg: FeatureConfig, tokens: list[str]) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"v": PREP_VERSION, "features": cfg.to_dict(), "tokens": tokens}).encode())
+    known = set(tokens)
+    if any(s not in known for it in items for s in it.labels):  # only then, so that other stores stay valid
+        h.update(b"unknown symbols: kept in scoring splits\n")  # older preps skipped those utterances
     for it in items:
         try:
             st = os.stat(it.path)
@@ -193,20 +202,23 @@ def featurize(args: tuple[Callable, str, dict, dict]) -> tuple[np.ndarray | tupl
 
 
 def _keep_or_skip(shard: Shard, it: CorpusItem, feats: np.ndarray | tuple | None, err: str,
-                  tokens: TokenSet) -> None:
-    """Record one featurised item in ``shard``: kept, or skipped with the reason (bad file, labels, CTC)."""
+                  tokens: TokenSet, scoring_only: bool = False) -> None:
+    """Record one featurised item in ``shard``: kept, or skipped with the reason (bad file, labels, CTC).
+
+    ``scoring_only`` (dev, test): symbols outside the token set stay in the reference and out of the label ids."""
     if feats is None:
         shard.skip(str(it.path), err)
         return
     if isinstance(feats, tuple):  # (features, {repair: count}): glitches a reader fixed, counted
         feats, fixed = feats
         shard.repaired.update(fixed)
+    labels = [s for s in it.labels if s in tokens] if scoring_only else it.labels
     try:
-        ids = np.asarray(tokens.encode(it.labels), dtype=np.int32)
+        ids = np.asarray(tokens.encode(labels), dtype=np.int32)
     except KeyError as exc:
-        shard.skip(str(it.path), f"label not in the token set ({exc.args[0]})")
+        shard.skip(str(it.path), str(exc.args[0]))  # "symbol 'x' is not in the token set"
         return
-    if len(ids) == 0:
+    if not it.labels:
         shard.skip(str(it.path), "no labels")
         return
     if feats.shape[0] < ctc_min_frames(ids.tolist()):
@@ -229,8 +241,11 @@ def _bounded_imap(pool: Any, args: list[tuple]) -> Iterator[Any]:
 
 def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenSet, jobs: int = 2,
                force: bool = False, progress: Callable | None = None,
-               shard_size: int = DEFAULT_SHARD_SIZE) -> SplitReport:
+               shard_size: int = DEFAULT_SHARD_SIZE, scoring_only: bool = False) -> SplitReport:
     """Featurise one split into ``out`` unless an up-to-date copy is there already.
+
+    ``scoring_only``: a split that is never trained on (dev, test), whose utterances with symbols outside the
+    token set are kept (see :func:`_keep_or_skip`); a training split skips them.
 
     The work is saved in shards of ``shard_size`` utterances as it goes; a run after an interrupted one reuses the
     finished, up-to-date shards and featurises only the rest (``report.reused_shards``, ``report.featurized``).
@@ -252,6 +267,7 @@ def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenS
                 report.skipped.update(done.index.get("skipped", {}))
                 report.examples.update(done.index.get("skip_examples", {}))
                 report.repaired.update(done.index.get("repaired", {}))
+                report.unknown = unknown_symbols((r.split() for r in done.refs), tokens.symbols)
                 report.reused = True
                 ShardStore(out.with_name(out.name + ".shards")).clear()  # left if killed right after finishing
                 return report
@@ -286,7 +302,7 @@ def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenS
                     feats, err = next(results)
                     if progress:
                         progress()
-                    _keep_or_skip(shard, it, feats, err, tokens)
+                    _keep_or_skip(shard, it, feats, err, tokens, scoring_only)
                 shards.write(shard)
                 report.featurized += e - s
     # Concatenate the shards, in order, into the contiguous store; the report is replayed from their records so
@@ -308,6 +324,7 @@ def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenS
             for _ in range(e - s):
                 progress()
     report.speakers = len(set(writer.speakers))
+    report.unknown = unknown_symbols((r.split() for r in writer.refs), tokens.symbols)
     if report.utterances == 0:
         raise LstmAsrError(f"{source.root}: no utterance of split '{split}' could be prepared ({report.summary()})")
     texts = {it.utt_id: it.text for it in items if it.text}
@@ -357,7 +374,8 @@ def prep(recipe: Recipe, force: bool = False, jobs: int | None = None, show_prog
                 label = f"{corpus.name}/{split}" if corpus.name else split
                 task = bar.add_task(label, total=None)
                 report = prep_split(source, split, out / split, cfg, tokens, jobs=jobs, force=force,
-                                    progress=lambda t=task: bar.advance(t), shard_size=shard_size)
+                                    progress=lambda t=task: bar.advance(t), shard_size=shard_size,
+                                    scoring_only=split != corpus.train_split)
                 report.split = label
                 done = report.utterances + sum(report.skipped.values())
                 bar.update(task, total=done, completed=done)

@@ -3,6 +3,8 @@
 Scores ``best.pt`` and, when training averaged checkpoints (``training.average_last``, ``lstm-asr average``),
 ``averaged.pt`` beside it. Each model's decode folder gets the Kaldi/sclite files, and the confusion matrix,
 per-phone-class rates and ``report.html`` with the utterances' audio (``lstm_asr/scoring/evaluate.py``).
+Utterances whose transcripts hold symbols the training split never had are scored like the others (those symbols
+are errors), and a note says how many there are (``scores.json``: ``unknown_symbols``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 
 from data_prep.corpora import resolve_units, score_units_for
 from lstm_asr.data.prep import load_splits
+from lstm_asr.data.tokens import describe_unknown
 from lstm_asr.data.wave_batches import split_reader
 from lstm_asr.decoding.search import SearchConfig
 from lstm_asr.errors import LstmAsrError
@@ -63,6 +66,8 @@ def evaluate_experiment(exp: Path, split: str = "test", beam: int = 1, lm: Path 
         lines.append(f"{split} ({path.name}): {metric} {c.rate * 100:.2f}% (N={c.ref_tokens} S={c.sub} D={c.dele} "
                      f"I={c.ins}, {len(data)} utterances, {decoding})")
         lines.append((out / "sclite.txt").read_text().rstrip("\n"))
+        if score.unknown["symbols"]:  # transcripts with symbols training never had: scored, as errors
+            lines.append("note: " + describe_unknown(score.unknown))
         if classes:
             lines.append("per class: " + ", ".join(f"{k} {v['rate']:.1f}%" for k, v in classes.items()))
         lines.append(f"alignments: {out / 'alignments.txt'}; report: {out / 'report.html'}")

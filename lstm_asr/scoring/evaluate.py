@@ -2,19 +2,23 @@
 
 Scoring follows Kaldi/sclite: one Levenshtein alignment per utterance, counts summed over the set,
 rate = (S + D + I) / N. For TIMIT both reference and hypothesis are folded from 61 to 39 phones first and ``sil``
-counts like any other phone; every reported figure carries that convention with it.
+counts like any other phone; every reported figure carries that convention with it. A reference symbol outside
+the model's inventory (a dev/test transcript's, never seen in training) is scored as it is, an error no model can
+avoid, and the scores name such symbols (``unknown_symbols``: each one's occurrences, and the utterances holding
+them).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lstm_asr.data.feature_store import FeatureSplit
+from lstm_asr.data.tokens import unknown_symbols
 from lstm_asr.errors import reporting_write_errors
 from lstm_asr.scoring.confusion import class_rates, confusions, draw_confusions, is_phone_set
 from lstm_asr.scoring.error_report import character_counts, sclite_summary
@@ -38,14 +42,20 @@ class SplitScore:
     counts: ErrorCounts
     hyps: list[list[str]]  # decoded symbols per utterance, split order
     refs: list[list[str]]
+    # The references' symbols outside the model's inventory (lstm_asr/data/tokens.py: unknown_symbols).
+    unknown: dict = field(default_factory=lambda: {"symbols": {}, "utterances": 0})
 
     def to_dict(self) -> dict:
-        return {**self.counts.to_dict(), "utterances": len(self.hyps)}
+        d = {**self.counts.to_dict(), "utterances": len(self.hyps)}
+        if self.unknown["symbols"]:
+            d["unknown_symbols"] = self.unknown
+        return d
 
 
 def score_split(split: FeatureSplit, hyp_ids: list[list[int]], symbols: list[str],
                 score_units: Callable[[list[str]], list[str]]) -> SplitScore:
-    """Score decoded ids against the split's references after mapping both with ``score_units``."""
+    """Score decoded ids against the split's references after mapping both with ``score_units``. Reference
+    symbols outside ``symbols`` are scored as they are (no hypothesis can match them) and counted in ``unknown``."""
     total = ErrorCounts()
     hyps, refs = [], []
     for ref_text, ids in zip(split.refs, hyp_ids, strict=True):
@@ -55,7 +65,7 @@ def score_split(split: FeatureSplit, hyp_ids: list[list[int]], symbols: list[str
         total += counts
         hyps.append(hyp)
         refs.append(ref)
-    return SplitScore(total, hyps, refs)
+    return SplitScore(total, hyps, refs, unknown_symbols((r.split() for r in split.refs), symbols))
 
 
 def write_decode_dir(out: Path, split: FeatureSplit, score: SplitScore, extra: dict) -> None:
