@@ -473,6 +473,8 @@ def evaluate(
     lexicon: LexiconOpt = None,
     lm_weight: LmWeightOpt = None,
     word_score: WordScoreOpt = None,
+    on: Annotated[Path | None, typer.Option(help="Score on the dev/test corpora of this recipe instead of the "
+                                                 "experiment's own (cross-corpus; a line per corpus).")] = None,
 ) -> None:
     """Score an experiment's best model (and averaged.pt beside it, when there is one) on a split: error rate with
     S/D/I, per-utterance alignments, a confusion matrix, per-phone-class rates and report.html.
@@ -482,6 +484,12 @@ def evaluate(
     from lstm_asr.recognition.corpora_evaluation import evaluate_corpora
     from lstm_asr.recognition.experiment_evaluation import evaluate_experiment
 
+    if on is not None:  # another recipe's corpora: a line per corpus (cross-corpus transfer)
+        lines = evaluate_corpora(exp, load_recipe(on), split, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
+                                 word_score=word_score, other=True)
+        for line in lines:
+            print(line)
+        return
     recipe = load_recipe(exp / "recipe.yaml") if (exp / "recipe.yaml").is_file() else None
     if recipe is not None and recipe.corpora:  # several corpora: a line per corpus, then all of them
         lines = evaluate_corpora(exp, recipe, split, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
