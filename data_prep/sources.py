@@ -31,10 +31,12 @@ class CorpusItem:
     start: float | None = None
     end: float | None = None
     command: str | None = None  # a Kaldi wav.scp pipe ("sox x.flac -t wav - |") that writes the audio to stdout
+    # Which part of a file holding many items the item is (UNIPEN: a segment's components "0-4"), for ``read``.
+    part: str | None = None
 
     def audio_options(self) -> dict:
         """The keyword arguments (beyond the path) a source's ``read`` needs for this item."""
-        opts = {"start": self.start, "end": self.end, "command": self.command}
+        opts = {"start": self.start, "end": self.end, "command": self.command, "part": self.part}
         return {k: v for k, v in opts.items() if v is not None}
 
 
