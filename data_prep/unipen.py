@@ -76,6 +76,17 @@ _ESCAPE = re.compile(r"\\(.)", re.S)
 _ESCAPES = {"n": " ", "t": " ", "@": ""}
 
 
+CHARSETS = {"ascii": frozenset(chr(c) for c in range(0x21, 0x7F))}
+
+
+def outside_charset(label: str, charset: str) -> str:
+    """The first character of ``label`` outside the named character set ("" when none is, or no set is named)."""
+    allowed = CHARSETS.get(charset)
+    if allowed is None:
+        return ""
+    return next((c for c in label if c != " " and c not in allowed), "")
+
+
 def site_language(site: str) -> str:
     """``en`` or the language of a non-English site (:data:`NON_ENGLISH_SITES`)."""
     return NON_ENGLISH_SITES.get(site, "en")
@@ -493,6 +504,7 @@ class UnipenOptions:
     language: str = ""  # "": every site; "en": English sites; "other": non-English sites
     lines_from_words: int = 0  # > 0: training adds lines of up to this many words of one writer
     line_words_min: int = 2
+    charset: str = ""  # "": the training labels' characters; "ascii": printable ASCII only, others skipped
 
     @classmethod
     def from_section(cls, section) -> UnipenOptions:
@@ -607,24 +619,25 @@ class UnipenSource(FittedOnTrainingText):
                 for k, seg in enumerate(segments):
                     if seg.level != o.level.upper():
                         continue
+                    key = (tuple(includes), seg.delineation, seg.label)
+                    if key in seen:  # cat 6 and 7 list some index files twice
+                        oddities["segment listed in two categories"] += 1
+                        continue
+                    seen.add(key)
                     if seg.quality not in o.qualities:
                         oddities[f"quality {seg.quality or 'missing'} left out"] += 1
                         continue
                     if not seg.label:
                         skipped.append((f"{f}#{k}", "segment without a label"))
                         continue
-                    key = (tuple(includes), seg.delineation, seg.label)
-                    if key in seen:  # cat 6 and 7 list some index files twice
-                        oddities["segment listed in two categories"] += 1
-                        continue
-                    seen.add(key)
                     utt = f"{site}_{f.stem}_{k}"
                     rows.append((f"c{cat}_{utt}", site, writer, f, seg, role))
         self._listing = Listing(rows, skipped, oddities, missing)
         return self._listing
 
     def training_texts(self) -> list[str]:
-        return [seg.label for *_, seg, role in self.listing().rows if role == self.train_split]
+        return [seg.label for *_, seg, role in self.listing().rows
+                if role == self.train_split and not outside_charset(seg.label, self.options.charset)]
 
     def split(self, name: str) -> SplitItems:
         """``train``/``dev``/``test`` by writer hash, ``site_test`` (the held-out sites), each optionally with
@@ -643,6 +656,11 @@ class UnipenSource(FittedOnTrainingText):
         chosen = [r for r in listing.rows if r[5] == base
                   and (not lang or (site_language(r[1]) == "en") == (lang == "en"))]
         for utt, _site, writer, f, seg, _role in chosen:
+            bad = outside_charset(seg.label, self.options.charset)
+            if bad:
+                skipped.append((f"{f}#{seg.delineation}", f"character {bad!r} is not in the chosen character set "
+                                                          f"({self.options.charset})"))
+                continue
             try:
                 labels = self.units.labels(seg.label)
             except UnitError as exc:

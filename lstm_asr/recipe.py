@@ -54,6 +54,7 @@ class UnipenSection:
     # one writer (0: none), with the writer's own word gaps where they are recorded.
     lines_from_words: int = 0
     line_words_min: int = 2
+    charset: str = ""  # "": the training labels' characters; "ascii": labels with other characters are skipped
 
 
 @dataclass
@@ -234,6 +235,7 @@ class Recipe:
 CHOICES: dict[str, tuple[str, ...]] = {
     "corpus.type": ("timit", "kaldi_dir", "librispeech", "manifest", "ondb", "unipen"),
     "corpus.unipen.language": ("", "en", "other"),
+    "corpus.unipen.charset": ("", "ascii"),
     "corpus.units": ("", "phones", "chars", "bpe"),
     "corpus.generate.kind": ("timit", "ondb"),
     "features.type": ("fbank", "ink"),
