@@ -270,9 +270,15 @@ class _Reader:
             name = args.split()[0] if args.split() else ""
             if not name:
                 raise CorpusError(path, ".INCLUDE without a file name")
+            if Path(name).is_absolute() or ".." in Path(name).parts or "\0" in name:
+                raise CorpusError(path, f".INCLUDE {name[:60]!r} is not a file inside the include folder")
             target = self.include_dir / name
             doc.includes.append(name)
-            if not target.is_file():
+            try:
+                found = target.is_file()
+            except (OSError, ValueError):
+                found = False
+            if not found:
                 raise CorpusError(path, f"include file {name} missing")
             self.read(target, doc, depth + 1)
         elif key == "SEGMENT":
@@ -347,12 +353,18 @@ def segment_ink(doc: UnipenDocument, segment: Segment) -> Ink:
 
 
 # Parsed documents of the current worker process: prep reads a file's segments one item at a time, in order.
-_CACHE: OrderedDict[tuple[str, str], UnipenDocument] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, str, int, int], UnipenDocument] = OrderedDict()
 _CACHE_SIZE = 8
 
 
 def cached_document(path: str | Path, include_dir: str | Path) -> UnipenDocument:
-    key = (str(path), str(include_dir))
+    """:func:`read_document`, remembered (by path, size and modification time) for the next segments."""
+    try:
+        st = Path(path).stat()
+        stamp = (st.st_size, st.st_mtime_ns)
+    except (OSError, ValueError):
+        stamp = (-1, -1)
+    key = (str(path), str(include_dir), *stamp)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]

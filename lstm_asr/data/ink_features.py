@@ -33,6 +33,9 @@ from lstm_asr.errors import LstmAsrError
 FEATURE_NAMES = ("dx", "dy", "dt", "pen_up", "stroke_start")
 DEVICE_OPTIONS = ("resolution", "arc_weighted", "size", "pen_up_time")
 MM_PER_INCH = 25.4
+# Digitisers state 80 to a few thousand points per inch; a stated resolution outside these bounds is a damaged
+# header, and scaling by it would only blow the coordinates up (or to 0): such ink keeps its own units.
+MIN_PER_INCH, MAX_PER_INCH = 1.0, 1e6
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,10 @@ def repair(ink: Ink, outlier_factor: float = 25.0) -> Ink:
 
 def to_millimetres(ink: Ink) -> Ink:
     """Points in millimetres by the ink's stated resolution (``x_per_inch``, ``y_per_inch``); ink without a stated
-    resolution is returned as it is (and counted as ``resolution unknown``)."""
-    if ink.x_per_inch <= 0 or ink.y_per_inch <= 0:
+    (or a plausible) resolution is returned as it is (and counted as ``resolution unknown`` / ``implausible``)."""
+    if not (MIN_PER_INCH <= ink.x_per_inch <= MAX_PER_INCH and MIN_PER_INCH <= ink.y_per_inch <= MAX_PER_INCH):
         repairs = Counter(ink.repairs)
-        repairs["resolution unknown"] += 1
+        repairs["resolution unknown" if ink.x_per_inch <= 0 or ink.y_per_inch <= 0 else "resolution implausible"] += 1
         return Ink(ink.strokes, repairs, ink.x_per_inch, ink.y_per_inch, ink.points_per_second)
     scale = np.array([MM_PER_INCH / ink.x_per_inch, MM_PER_INCH / ink.y_per_inch, 1.0])
     return Ink([s * scale for s in ink.strokes], Counter(ink.repairs), MM_PER_INCH, MM_PER_INCH,
