@@ -76,14 +76,15 @@ _ESCAPE = re.compile(r"\\(.)", re.S)
 _ESCAPES = {"n": " ", "t": " ", "@": ""}
 
 
-CHARSETS = {"ascii": frozenset(chr(c) for c in range(0x21, 0x7F))}
+CHARSETS = {"ascii": frozenset(chr(c) for c in range(0x21, 0x7F)) - {WORD_SEP}}
 
 
 def outside_charset(label: str, charset: str) -> str:
-    """The first character of ``label`` outside the named character set ("" when none is, or no set is named)."""
+    """The first character of ``label`` outside the named character set ("" when none is, or no set is named).
+    ``|`` is always outside: character units use it for the space between words (att writes it as a word)."""
     allowed = CHARSETS.get(charset)
     if allowed is None:
-        return ""
+        return WORD_SEP if WORD_SEP in label else ""
     return next((c for c in label if c != " " and c not in allowed), "")
 
 
@@ -671,7 +672,7 @@ class UnipenSource(FittedOnTrainingText):
             bad = outside_charset(seg.label, self.options.charset)
             if bad:
                 skipped.append((f"{f}#{seg.delineation}", f"character {bad!r} is not in the chosen character set "
-                                                          f"({self.options.charset})"))
+                                                          f"({self.options.charset or 'any but |'})"))
                 continue
             try:
                 labels = self.units.labels(seg.label)
