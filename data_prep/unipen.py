@@ -438,15 +438,18 @@ def _core_band(strokes: list[np.ndarray]) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+MIN_GAP = 0.25  # core heights: a closer pair is not taken as side by side (the space must show)
+
+
 def line_ink(path: Path, include_dir: Path, part: str, default_gap: float = 0.8) -> tuple[Ink, str]:
     """A text line assembled from word segments of one writer: ``line:<delineation>|<delineation>|...`` (segments
     of ``path`` in writing order).
 
-    Two consecutive words that the writer wrote side by side (the next starts right of the previous, within 3
-    core heights, their core bands overlapping) keep their own gap: that is the writer's natural spacing. Words
-    written elsewhere (one per box or line) are moved beside the previous word, core bands aligned, at the median
-    natural gap of this line (``default_gap`` core heights when none was seen). Times are shifted so each word
-    follows the previous one."""
+    Two consecutive words that the writer wrote side by side (the next starts right of the previous, at least
+    :data:`MIN_GAP` and at most 3 core heights from it, their core bands overlapping) keep their own gap: that is
+    the writer's natural spacing. Words written elsewhere (one per box or line) are moved beside the previous word,
+    core bands aligned, at the median natural gap of this line (``default_gap`` core heights when none was seen).
+    Times are shifted so each word follows the previous one."""
     doc = cached_document(path, include_dir)
     words = []
     for delin in part.removeprefix("line:").split("|"):
@@ -461,7 +464,7 @@ def line_ink(path: Path, include_dir: Path, part: str, default_gap: float = 0.8)
     for k in range(1, len(words)):
         gap = boxes[k][0] - boxes[k - 1][1]
         (lo0, hi0), (lo1, hi1) = bands[k - 1], bands[k]
-        if 0 <= gap <= 3 * height and min(hi0, hi1) > max(lo0, lo1):
+        if MIN_GAP * height <= gap <= 3 * height and min(hi0, hi1) > max(lo0, lo1):
             natural.append(gap)
     gap_default = float(np.median(natural)) if natural else default_gap * height
     strokes: list[np.ndarray] = []
@@ -471,7 +474,7 @@ def line_ink(path: Path, include_dir: Path, part: str, default_gap: float = 0.8)
         if k:
             gap = boxes[k][0] - boxes[k - 1][1]
             (lo0, hi0), (lo1, hi1) = bands[k - 1], bands[k]
-            if not (0 <= gap <= 3 * height and min(hi0, hi1) > max(lo0, lo1)):
+            if not (MIN_GAP * height <= gap <= 3 * height and min(hi0, hi1) > max(lo0, lo1)):
                 dx = prev_right + gap_default - boxes[k][0]
                 dy = prev_mid - (lo1 + hi1) / 2
         t0 = ink.strokes[0][0, 2]
