@@ -42,28 +42,30 @@ def corpus_counts(recipe: str, corpus: str) -> dict:
     return counts
 
 
-def _read(path: Path) -> dict[str, list[str]]:
-    out = {}
+def _read(path: Path) -> list[tuple[str, list[str]]]:
+    """(utterance id, symbols) per line, in file order (ids are not assumed unique)."""
+    out = []
     for line in path.read_text().splitlines():
         utt, _, rest = line.partition(" ")
-        out[utt] = rest.split()
+        out.append((utt, rest.split()))
     return out
 
 
 def rates_by_group(decoded: str) -> dict:
     d = Path(decoded)
     refs, hyps = _read(d / "ref.txt"), _read(d / "hyp.txt")
-    groups: dict[str, list[str]] = defaultdict(list)
-    for utt in refs:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, (utt, _) in enumerate(refs):
         site = utt.split("_")[1] if utt.count("_") >= 2 else "?"
-        groups["all"].append(utt)
-        groups["english" if site_language(site) == "en" else "non-english"].append(utt)
-        groups[f"site {site}"].append(utt)
+        groups["all"].append(i)
+        groups["english" if site_language(site) == "en" else "non-english"].append(i)
+        groups[f"site {site}"].append(i)
     out = {}
-    for name, utts in groups.items():
-        cer = score([refs[u] for u in utts], [hyps[u] for u in utts])
-        wer = score([tokens_to_words(refs[u], "chars") for u in utts],
-                    [tokens_to_words(hyps[u], "chars") for u in utts])
+    for name, idx in groups.items():
+        cer = score([refs[i][1] for i in idx], [hyps[i][1] for i in idx])
+        wer = score([tokens_to_words(refs[i][1], "chars") for i in idx],
+                    [tokens_to_words(hyps[i][1], "chars") for i in idx])
+        utts = idx
         out[name] = {"items": len(utts), "cer": round(cer.rate * 100, 2), "wer": round(wer.rate * 100, 2)}
     return out
 

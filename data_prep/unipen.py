@@ -646,8 +646,10 @@ class UnipenSource(FittedOnTrainingText):
                     if not seg.label:
                         skipped.append((f"{f}#{k}", "segment without a label"))
                         continue
-                    utt = f"{site}_{f.stem}_{k}"
-                    rows.append((f"c{cat}_{utt}", site, writer, f, seg, role))
+                    # The index file's path below the site, not just its stem: sites reuse file names in their
+                    # sub-folders (sta's writers each have a hpb0yuko.dat), and utterance ids must be unique.
+                    inner = "-".join(f.relative_to(cat_dir / site).with_suffix("").parts)
+                    rows.append((f"c{cat}_{site}_{inner}_{k}", site, writer, f, seg, role))
         self._listing = Listing(rows, skipped, oddities, missing)
         return self._listing
 

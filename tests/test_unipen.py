@@ -337,3 +337,14 @@ def test_copied_fixture_with_damaged_points_is_read_or_skipped(tmp_path: Path) -
     data.write_text(data.read_text().replace("1030\n", "1030 7\nnot numbers\n", 1))
     doc = read_document(root / "data" / "6" / "tst" / "anna.dat", root / "include")
     assert doc.oddities["malformed point line"] == 1 and len(doc.components[1].points) == 9
+
+
+def test_utterance_ids_are_unique_when_sites_reuse_file_names(tmp_path: Path) -> None:
+    root = tmp_path / "u"
+    shutil.copytree(FIXTURE, root)
+    (root / "data" / "6" / "tst" / "sub").mkdir()  # sta gives every writer a folder with the same file names
+    (root / "data" / "6" / "tst" / "sub" / "anna.dat").write_text(
+        ".INCLUDE tst/tst.doc\n.INCLUDE tst/data/anna.dat\n.SEGMENT WORD 0-3 GOOD \"ol\"\n.SEGMENT WORD 6 OK \"x\"\n")
+    rows = UnipenSource(root, UnipenOptions(categories=("6",))).listing().rows
+    ids = [r[0] for r in rows]
+    assert len(ids) == len(set(ids)) and "c6_tst_sub-anna_1" in ids
