@@ -66,8 +66,8 @@ def real_outputs(exp: Path, frames: int) -> torch.Tensor:
     """(frames, V) log-probs of a trained model on its corpus's test utterances, concatenated and cut."""
     from data_prep.audio import load_audio
     from data_prep.corpora import open_source
-    from lstm_asr.decoding.recognizer import Recognizer
     from lstm_asr.recipe import load_recipe
+    from lstm_asr.recognition.recognizer import Recognizer
 
     recipe = load_recipe(exp / "recipe.yaml")
     items = open_source(recipe.corpus.type, recipe.corpus.path, recipe.corpus).split(recipe.corpus.test_split).items

@@ -4,7 +4,7 @@ For a 10 s waveform at 16 kHz and a 3x250 BLSTM with 29 outputs (characters), me
 utterance:
 
 * ``fbank``: features only: torchaudio's Kaldi fbank + deltas (:func:`lstm_asr.data.features.compute_features`) vs the
-  scripted restatement inside the export (:class:`lstm_asr.decoding.export.ScriptableFbank`), and whether they are
+  scripted restatement inside the export (:class:`lstm_asr.export.torchscript.ScriptableFbank`), and whether they are
   equal.
 * ``end_to_end``: waveform -> log-probs: the experiment's path (``Recognizer.log_probs``: features, then the
   batched BLSTM) vs the exported TorchScript module, and the largest absolute difference of the log-probs.
@@ -21,9 +21,9 @@ import benchlib
 import torch
 
 from lstm_asr.data.features import FeatureConfig, compute_features
-from lstm_asr.decoding.export import ExportedModel, ScriptableFbank
-from lstm_asr.decoding.recognizer import Recognizer
+from lstm_asr.export.torchscript import ExportedModel, ScriptableFbank
 from lstm_asr.nn.model import BLSTMCTC, ModelConfig
+from lstm_asr.recognition.recognizer import Recognizer
 
 
 def median_ms(fn: Callable[[], object], repeats: int) -> float:

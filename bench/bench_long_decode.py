@@ -1,4 +1,4 @@
-"""Decoding a long recording: peak memory and speed, windowed (lstm_asr/decoding/long_decode.py) vs the whole file
+"""Decoding a long recording: peak memory and speed, windowed (lstm_asr/recognition/long_decode.py) vs the whole file
 at once.
 
 Builds a long 16 kHz RIFF WAV (default 10 minutes): the generated demo corpus's utterances one after another when
@@ -86,8 +86,8 @@ def random_model(wav: Path, out: Path) -> Path:
 
 def child(mode: str, wav: str, model: str, window: float, context: float) -> None:
     """One decode in this (fresh) process, on the threads ``benchlib.start`` set; prints a JSON line."""
-    from lstm_asr.decoding.long_decode import WindowConfig
-    from lstm_asr.decoding.recognizer import Recognizer
+    from lstm_asr.recognition.long_decode import WindowConfig
+    from lstm_asr.recognition.recognizer import Recognizer
 
     rec = Recognizer.load(model)
     n_params = rec.model.num_parameters()

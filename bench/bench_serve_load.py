@@ -30,8 +30,8 @@ import numpy as np
 from browser import free_port
 
 from data_prep.audio import load_audio
-from lstm_asr.decoding.recognizer import Recognizer
-from lstm_asr.decoding.stream_recognizer import StreamingRecognizer, StreamSettings
+from lstm_asr.recognition.recognizer import Recognizer
+from lstm_asr.recognition.stream_recognizer import StreamingRecognizer, StreamSettings
 
 
 def _cpu_seconds(pid: int) -> float:

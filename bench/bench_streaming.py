@@ -30,11 +30,11 @@ from data_prep.audio import load_audio
 from data_prep.corpora import score_units_for
 from lstm_asr.data.prep import load_splits
 from lstm_asr.decoding.ctc_decode import greedy_decode
-from lstm_asr.decoding.recognizer import Recognizer
-from lstm_asr.decoding.split_decode import decode_split
-from lstm_asr.decoding.stream_recognizer import StreamingRecognizer, StreamSettings
 from lstm_asr.nn.streaming import StreamingNetwork
 from lstm_asr.recipe import load_recipe
+from lstm_asr.recognition.recognizer import Recognizer
+from lstm_asr.recognition.split_decode import decode_split
+from lstm_asr.recognition.stream_recognizer import StreamingRecognizer, StreamSettings
 from lstm_asr.scoring.evaluate import score_split
 from lstm_asr.scoring.levenshtein import align
 

@@ -99,9 +99,9 @@ def memory_cases(args: argparse.Namespace) -> list[tuple[str, str, int, float]]:
 def search_speed(exp: Path, utterances: int, repeats: int) -> dict:
     """Search time per second of audio at greedy and beams 4/16/100 on a trained model's core-test frames."""
     from lstm_asr.data.prep import load_splits
-    from lstm_asr.decoding.recognizer import Recognizer
     from lstm_asr.decoding.search import SearchConfig
     from lstm_asr.recipe import load_recipe
+    from lstm_asr.recognition.recognizer import Recognizer
 
     recipe = load_recipe(exp / "recipe.yaml")
     split = load_splits(recipe, show_progress=False)[recipe.corpus.test_split]

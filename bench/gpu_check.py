@@ -138,7 +138,7 @@ def trainer_run(work: Path, corpus: Path, device: torch.device, precision: str, 
         "dev_per": results["dev"]["per"], "skipped_steps": results["skipped_steps"],
     }
     # The GPU-trained checkpoint must decode on the CPU.
-    from lstm_asr.decoding.recognizer import Recognizer
+    from lstm_asr.recognition.recognizer import Recognizer
 
     rec = Recognizer.load(exp)
     feats = torch.randn(120, 123)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +52,13 @@ def _check_riff_complete(path: Path, head: bytes, file_size: int) -> None:
             pos += 8 + size + (size & 1)  # chunks are word aligned
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+def read_audio(path: str | Path, channels: Sequence[int] | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file as mono float32 samples and its sample rate.
 
     The format is sniffed from the content: ``NIST_1A`` -> SPHERE reader, anything else -> soundfile (RIFF
-    WAV, FLAC, OGG, ...). Multi-channel audio is downmixed by averaging. Empty, corrupt or truncated files
-    raise CorpusError.
+    WAV, FLAC, OGG, ...). Multi-channel audio is downmixed by averaging, over ``channels`` (0-based) when given
+    (one channel: that channel alone). Empty, corrupt or truncated files, and a channel the file lacks, raise
+    CorpusError.
     """
     path = Path(path)
     try:
@@ -75,14 +77,45 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
             samples, rate = sf.read(path, dtype="float32", always_2d=True)
         except Exception as e:  # libsndfile raises several types (LibsndfileError, RuntimeError, TypeError)
             raise CorpusError(path, f"cannot decode audio: {e}") from None
-    if samples.ndim == 2:
-        samples = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1, dtype=np.float32)
+    samples = mono(samples, channels, path)
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     if samples.size == 0:
         raise CorpusError(path, "audio file contains no samples")
     if not np.isfinite(samples).all():
         raise CorpusError(path, "audio contains NaN or infinite samples")
     return samples, int(rate)
+
+
+def read_audio_bytes(data: bytes, what: str | Path, channels: Sequence[int] | None = None) -> tuple[np.ndarray, int]:
+    """Decode an audio file held in memory (a pipe's output, a Hugging Face dataset's audio bytes) like
+    :func:`read_audio`; ``what`` names it in errors. libsndfile sniffs the format (WAV, FLAC, OGG, SPHERE PCM)."""
+    import io
+
+    if not data:
+        raise CorpusError(what, "empty audio")
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as e:  # libsndfile raises several types
+        raise CorpusError(what, f"cannot decode audio: {e}") from None
+    samples = np.ascontiguousarray(mono(samples, channels, what), dtype=np.float32)
+    if samples.size == 0:
+        raise CorpusError(what, "audio contains no samples")
+    if not np.isfinite(samples).all():
+        raise CorpusError(what, "audio contains NaN or infinite samples")
+    return samples, int(rate)
+
+
+def mono(samples: np.ndarray, channels: Sequence[int] | None, what: str | Path) -> np.ndarray:
+    """One channel of (frames,) or (frames, channels) samples: the mean of ``channels`` (None: of all)."""
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    if channels is not None:
+        bad = [c for c in channels if not 0 <= c < samples.shape[1]]
+        if bad or not channels:
+            raise CorpusError(what, f"no channel {bad[0] if bad else '(none chosen)'} (the audio has "
+                              f"{samples.shape[1]})")
+        samples = samples[:, list(channels)]
+    return samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1, dtype=np.float32)
 
 
 def resampled(samples: np.ndarray, rate: int, sample_rate: int) -> torch.Tensor:

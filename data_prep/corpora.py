@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 # Imported for their @register_source side effect: each reader adds its source to SOURCES.
-from data_prep import iam_ondb, kaldi_dir, librispeech, manifest, timit, unipen  # noqa: F401
+from data_prep import (  # noqa: F401
+    hf_dataset,
+    iam_ondb,
+    kaldi_dir,
+    lhotse_manifest,
+    librispeech,
+    manifest,
+    timit,
+    unipen,
+)
 from data_prep.sources import SOURCES, CorpusSource, ScoreMapping
 from lstm_asr.errors import CorpusError, LstmAsrError
 

@@ -1,5 +1,7 @@
 """CSV or JSON-lines manifests: one utterance per row with ``path`` and ``text``, optional ``id``, ``speaker``,
-``start`` and ``end`` (seconds, for a part of the file) and ``split``.
+``start`` and ``end`` (seconds, for a part of the file) and ``split``. NeMo's ``offset`` (with ``duration``) says the
+same as ``start`` (and ``end`` = offset + duration); without an offset, NeMo's ``duration`` is the whole file's and
+is not used.
 
 ``corpus.path`` is either one manifest file with a ``split`` column (rows whose split equals ``corpus.train_split``
 etc.) or a folder of ``<split>.jsonl`` / ``<split>.csv`` / ``<split>.tsv`` files. ``audio_filepath`` (NeMo) and
@@ -77,6 +79,9 @@ class ManifestSource(TextCorpusSource):
             try:
                 start = float(row["start"]) if row.get("start") not in (None, "") else None
                 end = float(row["end"]) if row.get("end") not in (None, "") else None
+                if start is None and row.get("offset") not in (None, ""):  # NeMo: offset + duration
+                    start = float(row["offset"])
+                    end = start + float(row["duration"]) if row.get("duration") not in (None, "") else None
             except (TypeError, ValueError):
                 out.skipped.append((where, "start/end are not numbers"))
                 continue

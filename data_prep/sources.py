@@ -31,12 +31,19 @@ class CorpusItem:
     start: float | None = None
     end: float | None = None
     command: str | None = None  # a Kaldi wav.scp pipe ("sox x.flac -t wav - |") that writes the audio to stdout
+    # The file's channels to keep (averaged when several), e.g. one talker's channel of a Lhotse recording;
+    # None = every channel, averaged.
+    channels: tuple[int, ...] | None = None
+    # A cell of a table file that holds the audio bytes (Hugging Face arrow/parquet): (column, row); None = the
+    # path is the audio file itself.
+    cell: tuple[str, int] | None = None
     # Which part of a file holding many items the item is (UNIPEN: a segment's components "0-4"), for ``read``.
     part: str | None = None
 
     def audio_options(self) -> dict:
         """The keyword arguments (beyond the path) a source's ``read`` needs for this item."""
-        opts = {"start": self.start, "end": self.end, "command": self.command, "part": self.part}
+        opts = {"start": self.start, "end": self.end, "command": self.command, "channels": self.channels,
+                "cell": self.cell, "part": self.part}
         return {k: v for k, v in opts.items() if v is not None}
 
 

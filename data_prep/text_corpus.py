@@ -7,14 +7,13 @@ Each reader only lists a split (``list_split(name) -> Listing``); this module tu
 
 from __future__ import annotations
 
-import io
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from data_prep.audio import read_audio
+from data_prep.audio import read_audio, read_audio_bytes
 from data_prep.sources import CorpusItem, SplitItems, Waveform
 from data_prep.units import FittedOnTrainingText, UnitError, make_units, tokens_to_words
 from lstm_asr.errors import CorpusError
@@ -33,6 +32,8 @@ class Utterance:
     start: float | None = None
     end: float | None = None
     command: str | None = None
+    channels: tuple[int, ...] | None = None  # the file's channels to keep (averaged); None = all
+    cell: tuple[str, int] | None = None  # (column, row) of a table file holding the audio bytes
 
 
 @dataclass
@@ -41,10 +42,8 @@ class Listing:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file or id, reason)
 
 
-def run_command(command: str, what: str) -> tuple[np.ndarray, int]:
+def run_command(command: str, what: str, channels: tuple[int, ...] | None = None) -> tuple[np.ndarray, int]:
     """Run a wav.scp pipe (``cmd args |``) and decode the audio it writes to stdout."""
-    import soundfile as sf
-
     cmd = command.rstrip().removesuffix("|")
     try:
         done = subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=600)
@@ -53,21 +52,28 @@ def run_command(command: str, what: str) -> tuple[np.ndarray, int]:
     if done.returncode != 0:
         err = done.stderr.decode(errors="replace").strip().splitlines()
         raise CorpusError(what, f"command exited {done.returncode}: {err[-1] if err else cmd}")
+    if not done.stdout:
+        raise CorpusError(what, "command output is not audio (it wrote nothing)")
     try:
-        samples, rate = sf.read(io.BytesIO(done.stdout), dtype="float32", always_2d=True)
-    except Exception as exc:  # libsndfile raises several types
-        raise CorpusError(what, f"command output is not audio ({exc})") from None
-    return samples.mean(axis=1, dtype=np.float32), int(rate)
+        return read_audio_bytes(done.stdout, what, channels)
+    except CorpusError as exc:
+        raise CorpusError(what, f"command output is not audio ({exc.problem})") from None
 
 
 def read_segment(path: str, start: float | None = None, end: float | None = None,
-                 command: str | None = None) -> Waveform:
-    """The audio of a file, a part of it (seconds), or a pipe's output. Runs in prep's worker processes.
+                 command: str | None = None, channels: tuple[int, ...] | None = None) -> Waveform:
+    """The audio of a file (its ``channels``, averaged; None: all), a part of it (seconds), or a pipe's output.
+    Runs in prep's worker processes.
 
     A segment that starts after the end of the file, or ends more than ``SEGMENT_OVERSHOOT_S`` past it, is a
     CorpusError (prep skips and counts it): its transcript cannot match the audio that is there.
     """
-    samples, rate = run_command(command, path) if command else read_audio(path)
+    samples, rate = run_command(command, path, channels) if command else read_audio(path, channels)
+    return cut_segment(samples, rate, start, end, path)
+
+
+def cut_segment(samples: np.ndarray, rate: int, start: float | None, end: float | None, path: str) -> Waveform:
+    """The part ``start``-``end`` (seconds; None or a negative end: to the end) of mono samples."""
     if start is not None or end is not None:
         dur = len(samples) / rate
         s = start or 0.0
@@ -134,7 +140,8 @@ class TextCorpusSource(FittedOnTrainingText):
             except UnitError as exc:
                 skipped.append((f"{u.path} ({u.utt_id})" if u.start is not None else u.path, str(exc)))
                 continue
-            items.append(CorpusItem(u.utt_id, u.speaker, Path(u.path), labels, u.start, u.end, u.command))
+            items.append(CorpusItem(u.utt_id, u.speaker, Path(u.path), labels, u.start, u.end, u.command, u.channels,
+                                    u.cell))
         return SplitItems(items, skipped)
 
     @staticmethod

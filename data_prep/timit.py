@@ -22,6 +22,8 @@ from pathlib import Path
 from data_prep.audio import read_audio
 from data_prep.phones import TIMIT_61, TRAIN_PHONES, fold_39
 from data_prep.sources import CorpusItem, SplitItems, Waveform, register_source
+from data_prep.sphere import MAGIC as SPHERE_MAGIC
+from data_prep.sphere import read_sphere_header
 from lstm_asr.errors import CorpusError
 
 SPLITS = ("train", "dev", "test", "complete_test")
@@ -279,6 +281,14 @@ class TimitCorpus:
             )
 
 
+def _is_sphere(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(SPHERE_MAGIC)) == SPHERE_MAGIC
+    except OSError:
+        return False
+
+
 def _subdirs(path: Path) -> list[Path]:
     try:
         return [p for p in path.iterdir() if p.is_dir()]
@@ -322,6 +332,17 @@ class TimitSource:
     @staticmethod
     def read(path: str) -> Waveform:
         return Waveform(*read_audio(path))
+
+    @staticmethod
+    def timed_labels(item: CorpusItem) -> list[tuple[str, float, float]]:
+        """The item's labels with their times from its .PHN file: (phone, start s, duration s), q removed. The
+        corpus exporter writes them as a Lhotse phone alignment."""
+        phn = item.path.with_suffix(".PHN" if item.path.suffix.isupper() else ".phn")
+        if not phn.is_file():
+            phn = next((p for p in item.path.parent.iterdir() if p.stem.lower() == item.path.stem.lower()
+                        and p.suffix.lower() == ".phn"), phn)
+        rate = read_sphere_header(item.path).sample_rate if _is_sphere(item.path) else read_audio(item.path)[1]
+        return [(sym, b / rate, (e - b) / rate) for b, e, sym in read_phn(phn) if sym != "q"]
 
     @staticmethod
     def score_units(symbols: list[str]) -> list[str]:

@@ -18,8 +18,8 @@ from lstm_asr.errors import FIXABLE_ERRNOS, LstmAsrError, os_error_problem, repo
 
 # ``--help`` lists the commands in the order a user meets them (typer's own order is definition order, with command
 # groups last); a command missing here comes after these.
-COMMAND_ORDER = ("synth", "prep", "train", "average", "decode", "evaluate", "align", "lm", "report", "plot", "study",
-                 "export", "serve", "render")
+COMMAND_ORDER = ("synth", "corpus", "prep", "train", "average", "decode", "evaluate", "align", "lm", "report", "plot",
+                 "study", "export", "serve", "render")
 
 
 class PipelineOrder(TyperGroup):
@@ -75,6 +75,37 @@ def synth_ondb(
     print(generate_ondb_corpus(out, lines=lines, seed=seed, progress=True))
 
 
+corpus_app = typer.Typer(no_args_is_help=True, help="Corpora as other toolkits' manifests.")
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("export")
+def corpus_export(
+    recipe: RecipeArg,
+    out: Annotated[Path, typer.Argument(help="Folder to write the manifests into.")],
+    fmt: Annotated[str, typer.Option("--format", help="lhotse (recordings, supervisions, cuts .jsonl.gz per "
+                                                      "split), kaldi (a data dir per split) or nemo (<split>.jsonl).")
+                   ] = "lhotse",
+    convert_audio: Annotated[Path | None, typer.Option(help="Write every utterance's audio (its part, its channel) "
+                                                            "as 16-bit WAV here and name those files: for Kaldi's "
+                                                            "binaries, which read RIFF WAV only (not TIMIT's "
+                                                            "SPHERE).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Write the recipe's corpus (any corpus.type with audio) as Lhotse, Kaldi or NeMo manifests, per split."""
+    from data_prep.corpora import open_source
+    from data_prep.corpus_export import export_corpus
+    from lstm_asr.data.prep import ensure_corpus
+    from lstm_asr.recipe import load_recipe
+
+    r = load_recipe(recipe, set_ or [])
+    source = open_source(r.corpus.type, ensure_corpus(r), r.corpus)
+    splits = [r.corpus.train_split, r.corpus.dev_split, r.corpus.test_split]
+    for report in export_corpus(source, splits, fmt, out, convert_audio):
+        print(report.summary())
+    print(f"wrote {fmt} manifests to {out}")
+
+
 @app.command()
 def render(
     ink: Annotated[Path, typer.Argument(help="Pen strokes: IAM-OnDB stroke XML or InkML.")],
@@ -83,7 +114,7 @@ def render(
                                                     "beneath it.")] = None,
 ) -> None:
     """Draw pen strokes as a PNG, one colour per stroke, with the recognised (or transcribed) text beneath."""
-    from lstm_asr.decoding.ink_decode import render_file
+    from lstm_asr.recognition.ink_decode import render_file
 
     print(render_file(ink, out, model))
 
@@ -255,7 +286,7 @@ def decode(
 
     With --stream: decode live from the microphone, standard input or a file (see lstm-asr decode --help)."""
     if stream or realtime:
-        from lstm_asr.decoding.stream_decode import decode_stream_command
+        from lstm_asr.recognition.stream_decode import decode_stream_command
 
         decode_stream_command(files or [], model=model, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
                               word_score=word_score, threads=threads, as_json=as_json, realtime=realtime,
@@ -265,7 +296,8 @@ def decode(
         return
     if not files:
         raise LstmAsrError("no audio given: name files, folders or list files (or use --stream)")
-    from lstm_asr.decoding.batch_decode import (
+    from lstm_asr.decoding.search import SearchConfig
+    from lstm_asr.recognition.batch_decode import (
         Summary,
         decode_files,
         expand_inputs,
@@ -273,9 +305,8 @@ def decode(
         stderr_progress,
         text_lines,
     )
-    from lstm_asr.decoding.long_decode import WindowConfig
-    from lstm_asr.decoding.recognizer import Recognizer, find_latest_experiment
-    from lstm_asr.decoding.search import SearchConfig
+    from lstm_asr.recognition.long_decode import WindowConfig
+    from lstm_asr.recognition.recognizer import Recognizer, find_latest_experiment
 
     if threads > 0:
         import torch
@@ -283,8 +314,8 @@ def decode(
         torch.set_num_threads(threads)
     exp = model or find_latest_experiment()
     rec = Recognizer.load(exp).quantize(quantize)
-    if rec.input_type == "ink":  # pen strokes (IAM-OnDB XML, InkML): decoding/ink_decode.py
-        from lstm_asr.decoding.ink_decode import decode_ink_files
+    if rec.input_type == "ink":  # pen strokes (IAM-OnDB XML, InkML): recognition/ink_decode.py
+        from lstm_asr.recognition.ink_decode import decode_ink_files
 
         decode_ink_files(rec, files, beam=beam or 1, as_json=as_json)
         return
@@ -328,14 +359,15 @@ def export(
                                                             "own, or the chunk size).")] = -1,
 ) -> None:
     """Write a self-contained model: TorchScript with the feature pipeline and token list, or ONNX (network only)."""
-    from lstm_asr.decoding.export import export_onnx, export_torchscript
-    from lstm_asr.decoding.transducer_export import export_transducer, is_transducer_checkpoint
+    from lstm_asr.export.onnx_export import export_onnx
+    from lstm_asr.export.torchscript import export_torchscript
+    from lstm_asr.export.transducer_torchscript import export_transducer, is_transducer_checkpoint
 
     if fmt not in ("torchscript", "onnx"):
         raise LstmAsrError(f"unknown --format {fmt!r} (use torchscript or onnx)")
     if fmt == "onnx" and (streaming or quantize):
         raise LstmAsrError("--streaming and --quantize write TorchScript (drop --format onnx)")
-    if is_transducer_checkpoint(exp):  # transducer models: their own export (lstm_asr/decoding/transducer_export.py)
+    if is_transducer_checkpoint(exp):  # transducer models: their own export (lstm_asr/export/transducer_torchscript.py)
         if streaming or quantize:
             raise LstmAsrError("--streaming and --quantize export CTC models; a transducer exports whole")
         path = export_transducer(exp, out, fmt)
@@ -364,9 +396,9 @@ def serve(
     max_seconds: Annotated[float, typer.Option(min=1.0, help="Longest a connection may stay open.")] = 900.0,
 ) -> None:
     """Serve a page that recognises the microphone or a dropped file live (WebSocket, localhost by default)."""
-    from lstm_asr.decoding.recognizer import Recognizer
     from lstm_asr.decoding.search import SearchConfig
-    from lstm_asr.decoding.stream_recognizer import StreamingRecognizer, StreamSettings
+    from lstm_asr.recognition.recognizer import Recognizer
+    from lstm_asr.recognition.stream_recognizer import StreamingRecognizer, StreamSettings
     from lstm_asr.serving.server import ServerLimits
     from lstm_asr.serving.server import serve as run_server
 
@@ -390,7 +422,7 @@ def evaluate(
     S/D/I, per-utterance alignments, a confusion matrix, per-phone-class rates and report.html.
 
     With --lm/--lexicon (or the recipe's decoding.lm), decodes with flashlight's beam search and the LM."""
-    from lstm_asr.decoding.experiment_evaluation import evaluate_experiment
+    from lstm_asr.recognition.experiment_evaluation import evaluate_experiment
 
     for line in evaluate_experiment(exp, split, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
                                     word_score=word_score):
@@ -449,7 +481,7 @@ def lm_lexicon(
     decoding with `--lexicon` and a word LM from `lstm-asr lm build TEXT --order 3`."""
     from lstm_asr.decoding.lm_decode import spelling_lexicon
     from lstm_asr.decoding.ngram import read_sentences
-    from lstm_asr.decoding.recognizer import Recognizer
+    from lstm_asr.recognition.recognizer import Recognizer
 
     entries, unspellable = spelling_lexicon(read_sentences(text), Recognizer.load(model).tokens)
     with reporting_write_errors(out, "the lexicon"):
@@ -471,8 +503,9 @@ def align(
     fmt: Annotated[str, typer.Option("--format", help="textgrid (Praat) or ctm.")] = "textgrid",
 ) -> None:
     """Force-align a known transcript to audio (CTC Viterbi); write a Praat TextGrid or CTM."""
-    from lstm_asr.decoding.alignment import align_audio, ctm, textgrid
-    from lstm_asr.decoding.recognizer import Recognizer, find_latest_experiment
+    from lstm_asr.decoding.alignment import ctm, textgrid
+    from lstm_asr.recognition.align_file import align_audio
+    from lstm_asr.recognition.recognizer import Recognizer, find_latest_experiment
 
     if fmt not in ("textgrid", "ctm"):
         raise LstmAsrError(f"unknown --format {fmt!r} (use textgrid or ctm)")

@@ -71,6 +71,16 @@ class CorpusSection:
     lexicon: str = ""  # CMUdict-format pronunciation lexicon (WORD PH1 PH2 ...) for units: phones
     bpe_vocab_size: int = 100  # sentencepiece BPE vocabulary trained on the training text, for units: bpe
     allow_commands: bool = False  # run piped wav.scp entries ("cmd ... |"); off: they are refused
+    # lhotse: the recording channel to train on; -1 = each supervision's own channel (several: averaged)
+    channel: int = -1
+    # lhotse: label each utterance with the symbols of this alignment kind of its supervision ("phone"; needs
+    # units: phones) instead of its text; "" = the text
+    alignment: str = ""
+    # hf (Hugging Face datasets): the columns holding the transcript, the audio, and optionally the speaker and id
+    text_column: str = "text"
+    audio_column: str = "audio"
+    speaker_column: str = ""
+    id_column: str = ""
     unipen: UnipenSection | None = None  # corpus.type unipen: categories, sites, writers, splits
 
 
@@ -233,7 +243,7 @@ class Recipe:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "corpus.type": ("timit", "kaldi_dir", "librispeech", "manifest", "ondb", "unipen"),
+    "corpus.type": ("timit", "kaldi_dir", "librispeech", "manifest", "lhotse", "hf", "ondb", "unipen"),
     "corpus.unipen.language": ("", "en", "other"),
     "corpus.unipen.charset": ("", "ascii"),
     "corpus.units": ("", "phones", "chars", "bpe"),

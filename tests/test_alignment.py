@@ -9,9 +9,10 @@ import pytest
 import torch
 from conftest import run_cli
 
-from lstm_asr.decoding.alignment import align_audio, forced_align, read_textgrid_intervals
-from lstm_asr.decoding.recognizer import Recognizer
+from lstm_asr.decoding.alignment import forced_align, read_textgrid_intervals
 from lstm_asr.errors import LstmAsrError
+from lstm_asr.recognition.align_file import align_audio
+from lstm_asr.recognition.recognizer import Recognizer
 
 RATE = 16000
 

@@ -12,10 +12,29 @@ from conftest import write_recipe
 
 import lstm_asr.training.train as train_module
 from lstm_asr.errors import LstmAsrError, RecipeError
+from lstm_asr.nn import kernel_support, quantize
 from lstm_asr.nn.checkpoint import load_checkpoint
+from lstm_asr.nn.kernel_support import autocast_problem
 from lstm_asr.nn.model import BLSTMCTC, ModelConfig, ctc_loss
 from lstm_asr.recipe import load_recipe
 from lstm_asr.training.devices import MixedPrecision, select_device
+
+CPU = torch.device("cpu")
+ONEDNN_FAILURE = ("could not create a primitive descriptor for the LSTM forward propagation primitive. Run workload "
+                  "with environment variable ONEDNN_VERBOSE=all to get additional diagnostic information.")
+
+
+def tiny_model(cell: str) -> BLSTMCTC:
+    return BLSTMCTC(ModelConfig(input_dim=6, num_classes=4, hidden=8, layers=2, cell=cell, freq_bins=3,
+                                conv_channels=2, conv_kernel=3, lmu_order=4, lmu_theta=4.0, lmu_memories=2))
+
+
+def skip_without_bf16(cell: str) -> None:
+    """Skip where this CPU cannot run ``cell`` in bf16 (no AVX-512 BF16/AMX: oneDNN has no bf16 LSTM primitive);
+    the one-line error the user gets there is tested below with the probe forced to fail."""
+    problem = autocast_problem(tiny_model(cell), "bf16", CPU)
+    if problem is not None:
+        pytest.skip(f"this CPU does not run the {cell} cell in bf16: {problem}")
 
 
 def test_device_selection() -> None:
@@ -51,6 +70,7 @@ def test_precision_choices_are_checked(tmp_path: Path, tiny_corpus: Path) -> Non
 
 def test_bf16_autocast_on_cpu_trains_with_float32_ctc(tiny_corpus: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    skip_without_bf16("lstm")
     seen: dict[str, list] = {"layer_out": [], "ctc_in": [], "autocast": []}
     real_build, real_ctc = train_module.build_model, torch.nn.functional.ctc_loss
 
@@ -84,9 +104,9 @@ def test_bf16_autocast_on_cpu_trains_with_float32_ctc(tiny_corpus: Path, tmp_pat
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "peephole", "fgr", "cifg", "convlstm", "lmu"])
 def test_every_cell_runs_under_bf16_autocast(cell: str) -> None:
+    skip_without_bf16(cell)
     torch.manual_seed(0)
-    model = BLSTMCTC(ModelConfig(input_dim=6, num_classes=4, hidden=8, layers=2, cell=cell, freq_bins=3,
-                                 conv_channels=2, conv_kernel=3, lmu_order=4, lmu_theta=4.0, lmu_memories=2))
+    model = tiny_model(cell)
     x, lengths = torch.randn(2, 9, 6), torch.tensor([9, 6])
     ref = model(x, lengths)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -96,3 +116,62 @@ def test_every_cell_runs_under_bf16_autocast(cell: str) -> None:
     assert out.dtype == loss.dtype == torch.float32  # float32 log-softmax and CTC whatever autocast does inside
     assert 0 < (out - ref).abs().max() < 0.05  # really computed in bf16, and close to float32
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+
+
+def test_bf16_on_a_cpu_without_its_kernels_is_a_one_line_error(tiny_corpus: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where oneDNN has no bf16 LSTM (an AVX2-only CPU), training stops before its first step with one line that
+    says why and what to use, not a traceback from inside nn.LSTM. The probe is forced to fail as it does there."""
+
+    def no_bf16_lstm(model, device, dtype):  # type: ignore[no-untyped-def]
+        assert dtype == torch.bfloat16 and device == CPU
+        raise RuntimeError(ONEDNN_FAILURE)
+
+    monkeypatch.setattr(kernel_support, "run_autocast_probe", no_bf16_lstm)
+    steps: list[int] = []
+    monkeypatch.setattr(torch.nn.functional, "ctc_loss", lambda *a, **k: steps.append(1))
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_corpus, tmp_path / "feats",
+                                      model={"hidden": 8, "layers": 1},
+                                      training={"max_epochs": 1, "precision": "bf16", "threads": 1}))
+    with pytest.raises(LstmAsrError) as err:
+        train_module.train(recipe, tmp_path / "exp", show_progress=False)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("training.precision: bf16 does not run on this CPU for the lstm cell")
+    assert "could not create a primitive descriptor" in message and message.endswith("use training.precision=fp32")
+    assert steps == [] and not (tmp_path / "exp" / "last.pt").exists()  # stopped before any training step
+    # fp32 runs no probe at all: nothing to check.
+    assert autocast_problem(tiny_model("lstm"), "fp32", CPU) is None
+
+
+def test_the_probe_runs_the_real_model_and_leaves_it_untouched() -> None:
+    """The probe is one forward and backward of a copy: the model's weights and gradients are unchanged."""
+    model = tiny_model("lstm")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    calls: list[torch.dtype] = []
+    real_encode = BLSTMCTC.encode
+
+    def encode(self, x, lengths):  # type: ignore[no-untyped-def]
+        calls.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32)
+        return real_encode(self, x, lengths)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(BLSTMCTC, "encode", encode)
+        kernel_support.autocast_problem(model, "bf16", CPU)
+    assert calls == [torch.bfloat16]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_int8_on_a_cpu_without_a_quantized_engine_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_engine() -> None:
+        raise RuntimeError("Didn't find engine for operation quantized::linear_prepack NoQEngine\nmore detail")
+
+    monkeypatch.setattr(kernel_support, "run_int8_probe", no_engine)
+    kernel_support.int8_problem.cache_clear()
+    try:
+        with pytest.raises(LstmAsrError, match=r"^--quantize int8 does not run on this CPU \(.*NoQEngine\)"
+                                               r"; decode in float32 \(leave --quantize out\)$"):
+            quantize.quantized(tiny_model("lstm"), "int8")
+    finally:
+        kernel_support.int8_problem.cache_clear()

@@ -14,9 +14,9 @@ from fake_text_corpus import make_kaldi_data, make_librispeech
 
 from data_prep.audio import load_audio
 from lstm_asr.data.features import FeatureConfig, compute_features
-from lstm_asr.decoding.export import ScriptableFbank
-from lstm_asr.decoding.recognizer import Recognizer, ScriptedRecognizer, is_torchscript
+from lstm_asr.export.torchscript import ScriptableFbank
 from lstm_asr.recipe import load_recipe
+from lstm_asr.recognition.recognizer import Recognizer, ScriptedRecognizer, is_torchscript
 from lstm_asr.scoring.levenshtein import align
 from lstm_asr.training.train import train
 

@@ -12,10 +12,11 @@ from conftest import run_cli
 from streaming_models import make_model, write_checkpoint, write_speech_like_wav
 
 from data_prep.audio import load_audio
-from lstm_asr.decoding.export import export_onnx, export_torchscript
-from lstm_asr.decoding.recognizer import Recognizer, ScriptedRecognizer
 from lstm_asr.errors import LstmAsrError
+from lstm_asr.export.onnx_export import export_onnx
+from lstm_asr.export.torchscript import export_torchscript
 from lstm_asr.nn.streaming import StreamingPipeline
+from lstm_asr.recognition.recognizer import Recognizer, ScriptedRecognizer
 
 KINDS = {
     "lstm": {},
@@ -139,9 +140,9 @@ def test_handwriting_model_exports_with_its_ink_normalisation(tmp_path) -> None:
     from data_prep.iam_ondb import write_strokes
     from data_prep.ink import Ink
     from lstm_asr.data.ink_features import InkFeatureConfig
-    from lstm_asr.decoding.ink_decode import transcribe_ink
     from lstm_asr.nn.checkpoint import save_checkpoint
     from lstm_asr.nn.model import BLSTMCTC, ModelConfig
+    from lstm_asr.recognition.ink_decode import transcribe_ink
 
     torch.manual_seed(0)
     tokens = ["<blank>", "a", "b", "c", "|"]

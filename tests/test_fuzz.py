@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import os
 import re
@@ -600,6 +601,141 @@ def test_recipe_loader(scratch: Path, data: bytes, overrides: list[str]) -> None
         torch.save({"recipe": as_dict}, buf)
         buf.seek(0)
         assert repr(torch.load(buf, weights_only=True)["recipe"]) == repr(as_dict)
+
+
+# --- Lhotse manifests and Hugging Face dataset folders ------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8)
+
+
+@st.composite
+def lhotse_objects(draw: st.DrawFn, audio: str) -> dict[str, Any]:
+    """A Lhotse recording, supervision or cut (a cut holds both): in a third of the draws every field is valid
+    (so utterances come out and their audio is read), otherwise each field is valid, drawn from its plausible
+    range, or any JSON value, and some are missing."""
+    clean = draw(st.integers(0, 2)) == 0
+
+    def f(good: Any, other: st.SearchStrategy[Any] | None = None) -> Any:
+        if clean:
+            return good
+        return draw(st.just(good) | (other if other is not None else st.nothing()) | JSON_VALUES)
+
+    channels = f([0, 1], st.lists(st.integers(0, 2), min_size=1, max_size=2, unique=True))
+    rec = {"id": f("r0", st.sampled_from(["r1", ""])), "sampling_rate": f(16000, st.sampled_from([8000, 1, 0])),
+           "num_samples": f(1600, st.integers(0, 20000)), "duration": 0.1, "channel_ids": channels,
+           "sources": f([{"type": f("file", st.sampled_from(["url", "command", "memory"])), "channels": channels,
+                          "source": f(audio, st.sampled_from(["gone.wav", ""]))}]),
+           "transforms": f(None, st.sampled_from([[{"name": "Resample"}], [{"name": "Speed"}], "Speed"]))}
+
+    def sup() -> dict[str, Any]:
+        return {"id": f(f"u{draw(st.integers(0, 5))}"), "recording_id": f(rec["id"], st.just("r9")),
+                "start": f(0.01, st.floats(-1, 2)), "duration": f(0.05, st.floats(-0.1, 2)),
+                "channel": f(0, st.sampled_from([1, [0, 1], [], None, 3])),
+                "text": f("A B", st.sampled_from(["", " "])),
+                "speaker": f("s"), "alignment": f({"phone": [["a", 0.1, 0.2, None], {"symbol": "b"}]},
+                                                  st.sampled_from([{"phone": [["a b", 0, 1]]}, {"phone": []}]))}
+
+    kind = draw(st.sampled_from(["recording", "supervision", "cut"]))
+    obj = rec if kind == "recording" else sup() if kind == "supervision" else {
+        "id": f("c"), "start": f(0.0, st.floats(0, 1)), "duration": f(0.1, st.floats(0, 2)),
+        "channel": f(0, st.just([0, 1])), "supervisions": f([sup() for _ in range(draw(st.integers(1, 2)))]),
+        "recording": f(rec), "type": f("MonoCut", st.sampled_from(["MultiCut", "MixedCut", "x"]))}
+    if not clean:
+        for key in draw(st.lists(st.sampled_from(sorted(obj)), max_size=2)):
+            obj.pop(key, None)
+    return {"kind": kind, "obj": obj}
+
+
+@pytest.fixture(scope="module")
+def tiny_wav(scratch: Path) -> Path:
+    import soundfile as sf
+
+    path = scratch / "two_channels.wav"
+    sf.write(path, np.full((1600, 2), 0.1, np.float32), 16000)
+    return path
+
+
+def _lines(objects: list[dict[str, Any]], kinds: tuple[str, ...]) -> bytes:
+    return "".join(json.dumps(o["obj"]) + "\n" for o in objects if o["kind"] in kinds).encode()
+
+
+@FUZZ
+@given(data=st.data())
+def test_lhotse_manifest_reader(scratch: Path, tiny_wav: Path, data: st.DataObject) -> None:
+    import gzip
+
+    from data_prep.lhotse_manifest import LhotseSource
+
+    folder = scratch / "lhotse"
+    for old in folder.glob("*"):
+        old.unlink()
+    folder.mkdir(exist_ok=True)
+    objects = data.draw(st.lists(lhotse_objects(str(tiny_wav)), max_size=5))
+    layout = data.draw(st.sampled_from(["cuts", "pair"]))
+    files = {"cuts": _lines(objects, ("cut",))} if layout == "cuts" else \
+        {"recordings": _lines(objects, ("recording",)), "supervisions": _lines(objects, ("supervision",))}
+    for name, content in files.items():
+        content = data.draw(st.just(content) | st.just(content) | st.binary(max_size=256)
+                            | mutated(st.just(content), INTERESTING + [b"{", b"}", b"[]"]))
+        gz = data.draw(st.booleans())
+        write(folder, f"{name}_train.jsonl" + (".gz" if gz else ""), gzip.compress(content) if gz and
+              data.draw(st.booleans()) else content)
+    alignment = data.draw(st.sampled_from(["", "phone"]))
+    src = LhotseSource(folder, units="phones" if alignment else "chars", alignment=alignment,
+                       channel=data.draw(st.sampled_from([-1, 0, 1])))
+    listing = parsed_or_own_error(src.listing, "train")
+    if listing is not None:
+        for u in listing.utterances:
+            assert u.text.strip() and u.utt_id and u.speaker and u.path == str(tiny_wav)
+            assert (u.start is None) == (u.end is None) and (u.start is None or 0 <= u.start < u.end)
+            assert u.channels is None or all(c in (0, 1) for c in u.channels)
+            wave = parsed_or_own_error(src.read, u.path, u.start, u.end, None, u.channels)
+            assert wave is None or (wave.samples.ndim == 1 and wave.rate == 16000)
+
+
+@pytest.fixture(scope="module")
+def arrow_file() -> bytes:
+    """A small table as ``save_to_disk`` writes it (Arrow IPC stream): audio {bytes, path} and text."""
+    pa = pytest.importorskip("pyarrow", reason="pyarrow not installed (pip install 'lstm-asr[hf]')")
+    import soundfile as sf
+
+    wav = io.BytesIO()
+    sf.write(wav, np.zeros(800, np.float32), 16000, format="WAV")
+    audio = pa.array([{"bytes": wav.getvalue(), "path": "a.wav"}, {"bytes": None, "path": "b.wav"}],
+                     pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+    table = pa.table({"audio": audio, "text": ["A B", "C"]})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+@FUZZ
+@given(data=st.data())
+def test_hf_dataset_reader(scratch: Path, arrow_file: bytes, data: st.DataObject) -> None:
+    from data_prep.hf_dataset import HfDatasetSource
+
+    folder = scratch / "hf"
+    (folder / "train").mkdir(parents=True, exist_ok=True)
+    state = {"_data_files": [{"filename": "data-00000-of-00001.arrow"}], "_split": None}
+    texts = {"dataset_dict.json": json.dumps({"splits": ["train"]}).encode(), "train/state.json":
+             json.dumps(state).encode(), "train/data-00000-of-00001.arrow": arrow_file}
+    broken = data.draw(st.sampled_from(["", *sorted(texts)]))  # "": all valid, so the reading is reached
+    if broken:
+        texts[broken] = data.draw(mutated(st.just(texts[broken]), INTERESTING + [b"{", b'"splits"', b"null"])
+                                  | st.binary(max_size=512) | JSON_VALUES.map(lambda v: json.dumps(v).encode()))
+    for name, content in texts.items():
+        write(folder, name, content)
+    src = HfDatasetSource(folder)
+    listing = parsed_or_own_error(src.listing, "train", trace=False)  # pyarrow's allocations are not Python's
+    if listing is not None:
+        for u in listing.utterances[:2]:
+            assert u.text.strip() and u.cell is not None
+            wave = parsed_or_own_error(src.read, u.path, u.cell, trace=False)
+            assert wave is None or wave.samples.ndim == 1
 
 
 # --- what the fuzzer (and review) found: one fixed example each, so a regression fails fast and deterministically

@@ -2,9 +2,11 @@
 
 Stages, bottom to top (ARCHITECTURE.md): ``data_prep`` (corpus readers, generators, sources, units), the foundation
 modules at the top of ``lstm_asr`` (``errors``, ``atomic_file``, ``path_names``, ``recipe``), then ``data``,
-``nn`` and ``scoring``, ``decoding``, ``training``, and ``cli`` on top. A module may import its own stage and the
-stages :data:`MAY_IMPORT` lists for it, never one above. ``data_prep`` imports nothing from ``lstm_asr`` but its
-error types. Lazy imports inside functions count too.
+``nn`` and ``scoring``, ``decoding`` (searches over network outputs: tensors and tokens, never files),
+``recognition`` (files, folders, long recordings, streams, the ``Recognizer``), ``export`` (files for other
+runtimes), ``training`` and ``serving``, and ``cli`` on top. A module may import its own stage and the stages
+:data:`MAY_IMPORT` lists for it, never one above. ``data_prep`` imports nothing from ``lstm_asr`` but its error
+types. Lazy imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -14,18 +16,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("lstm_asr", "data_prep")
-# Which stages a stage may import (besides itself). The order is a partial one: scoring needs no network, and
-# decoding uses scoring to report the error rate of files that carry their transcription.
+BELOW_DECODING = {"nn", "scoring", "data", "data_prep", "foundation"}
+# Which stages a stage may import (besides itself). The order is a partial one: scoring needs no network;
+# recognition uses scoring to report the error rate of files that carry their transcription; the searches in
+# decoding know nothing of files, recognition, export, training or serving.
 MAY_IMPORT = {
     "data_prep": set(),  # and lstm_asr.errors, its one exception (see the test below)
     "foundation": set(),
     "data": {"data_prep", "foundation"},
     "nn": {"data", "data_prep", "foundation"},
     "scoring": {"data", "data_prep", "foundation"},
-    "decoding": {"nn", "scoring", "data", "data_prep", "foundation"},
-    "training": {"decoding", "scoring", "nn", "data", "data_prep", "foundation"},
-    "serving": {"decoding", "scoring", "nn", "data", "data_prep", "foundation"},
-    "cli": {"serving", "training", "decoding", "scoring", "nn", "data", "data_prep", "foundation"},
+    "decoding": BELOW_DECODING,
+    "recognition": {"decoding"} | BELOW_DECODING,
+    "export": {"recognition", "decoding"} | BELOW_DECODING,
+    "training": {"recognition", "decoding"} | BELOW_DECODING,
+    "serving": {"recognition", "decoding"} | BELOW_DECODING,
+    "cli": {"serving", "training", "export", "recognition", "decoding"} | BELOW_DECODING,
 }
 FOUNDATION = {"lstm_asr.errors", "lstm_asr.atomic_file", "lstm_asr.path_names", "lstm_asr.recipe"}
 

@@ -1,5 +1,6 @@
-"""Windowed decoding of long recordings (lstm_asr/decoding/long_decode.py): the stitched log-probs equal the whole-file
-ones, the network never sees more than a window with its contexts, and the CLI switches to it by itself."""
+"""Windowed decoding of long recordings (lstm_asr/recognition/long_decode.py): the stitched log-probs equal the
+whole-file ones, the network never sees more than a window with its contexts, and the CLI switches to it by
+itself."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from conftest import run_cli, write_recipe
 from data_prep.audio import load_audio
 from data_prep.sphere import read_sphere
 from lstm_asr.data.features import FeatureConfig, compute_features
-from lstm_asr.decoding.long_decode import (
+from lstm_asr.nn.model import BLSTMCTC, ModelConfig
+from lstm_asr.recognition.long_decode import (
     AudioFile,
     ResampledAudio,
     WindowConfig,
@@ -25,7 +27,6 @@ from lstm_asr.decoding.long_decode import (
     plan_windows,
     windowed_log_probs,
 )
-from lstm_asr.nn.model import BLSTMCTC, ModelConfig
 
 WINDOW = WindowConfig(window_seconds=2.0, context_seconds=1.0)  # windowed above 4 s
 
@@ -155,7 +156,7 @@ def test_windowed_log_probs_equal_whole_file(tiny_corpus: Path, tmp_path: Path, 
 
 def test_window_audio_and_features_equal_the_whole_files(tiny_corpus: Path, tmp_path: Path) -> None:
     """Window-wise resampling and featurisation reproduce the whole file's samples and features."""
-    from lstm_asr.decoding.long_decode import _features
+    from lstm_asr.recognition.long_decode import _features
 
     wav = long_recording(tiny_corpus, tmp_path / "long.wav", seconds=6.0, rate=22050, channels=2)
     cfg = FeatureConfig()
@@ -197,9 +198,9 @@ def test_frame_stacking_and_pyramid_models_stitch_at_the_reduced_rate(tiny_corpu
 def test_decode_cli_windows_long_recordings_with_the_same_transcript(tiny_corpus: Path, tmp_path: Path) -> None:
     from data_prep.phones import TRAIN_PHONES
     from lstm_asr.data.tokens import TokenSet
-    from lstm_asr.decoding.recognizer import Recognizer
     from lstm_asr.nn.checkpoint import save_checkpoint
     from lstm_asr.recipe import load_recipe
+    from lstm_asr.recognition.recognizer import Recognizer
     from lstm_asr.training.train import model_checkpoint
 
     wav = long_recording(tiny_corpus, tmp_path / "long.wav", seconds=12.0)

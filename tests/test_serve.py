@@ -20,8 +20,8 @@ websockets = pytest.importorskip("websockets")
 # Connections here stay open across a test (not in a `with` block), which websockets' sync client frowns upon.
 pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
 
-from lstm_asr.decoding.recognizer import Recognizer  # noqa: E402
-from lstm_asr.decoding.stream_recognizer import StreamingRecognizer, StreamSettings  # noqa: E402
+from lstm_asr.recognition.recognizer import Recognizer  # noqa: E402
+from lstm_asr.recognition.stream_recognizer import StreamingRecognizer, StreamSettings  # noqa: E402
 from lstm_asr.serving.server import ServerLimits, create_app  # noqa: E402
 
 

@@ -19,13 +19,13 @@ from data_prep.audio import load_audio
 from lstm_asr.data.features import FeatureConfig, compute_features
 from lstm_asr.data.kaldi_fbank import StreamingFbank
 from lstm_asr.decoding.ctc_decode import PrefixBeamSearch, greedy_decode, prefix_beam_search
-from lstm_asr.decoding.recognizer import Recognizer
-from lstm_asr.decoding.stream_recognizer import StreamingRecognizer, StreamSettings
 from lstm_asr.decoding.stream_search import GreedyStream
 from lstm_asr.errors import LstmAsrError, RecipeError
 from lstm_asr.nn.model import BLSTMCTC, ModelConfig
 from lstm_asr.nn.streaming import StreamingNetwork
 from lstm_asr.recipe import recipe_from_dict
+from lstm_asr.recognition.recognizer import Recognizer
+from lstm_asr.recognition.stream_recognizer import StreamingRecognizer, StreamSettings
 
 KINDS = {
     "lstm": dict(chunk_frames=4, right_context=2),

@@ -54,8 +54,8 @@ def test_tiny_model_learns_and_is_scored_at_its_best_epoch(trained_exp: Path, ti
 
 
 def test_decode_cli_on_wav_at_other_rate_and_channels(trained_exp: Path, tiny_corpus: Path, tmp_path: Path) -> None:
-    from lstm_asr.decoding.recognizer import Recognizer
     from lstm_asr.decoding.search import SearchConfig, Searcher
+    from lstm_asr.recognition.recognizer import Recognizer
 
     # Take a training utterance, resample it to 44.1 kHz stereo RIFF with unequal channels: decode must resample
     # and downmix (average) it.
@@ -187,10 +187,10 @@ def test_decode_cli_uses_every_output_frame_of_a_frame_stacking_model(tiny_corpu
     from data_prep.phones import TRAIN_PHONES
     from lstm_asr.data.tokens import TokenSet
     from lstm_asr.decoding.ctc_decode import greedy_decode
-    from lstm_asr.decoding.recognizer import Recognizer
     from lstm_asr.nn.checkpoint import save_checkpoint
     from lstm_asr.nn.model import BLSTMCTC, ModelConfig
     from lstm_asr.recipe import load_recipe
+    from lstm_asr.recognition.recognizer import Recognizer
     from lstm_asr.training.train import model_checkpoint
 
     torch.manual_seed(0)

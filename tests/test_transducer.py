@@ -244,8 +244,8 @@ def test_pretrained_transducer_records_its_pretraining_and_resumes_exactly(
 
 def test_transducer_decodes_evaluates_and_exports(transducer_exp: Path, tiny_corpus: Path, tmp_path: Path) -> None:
     from data_prep.audio import load_audio
-    from lstm_asr.decoding.recognizer import Recognizer
     from lstm_asr.decoding.search import SearchConfig
+    from lstm_asr.recognition.recognizer import Recognizer
 
     wav = sorted(tiny_corpus.glob("TRAIN/*/*/SX*.WAV"))[0]
     rec = Recognizer.load(transducer_exp)
@@ -280,9 +280,9 @@ def test_transducer_decodes_evaluates_and_exports(transducer_exp: Path, tiny_cor
 
 def test_encoder_copy_and_bad_input_are_one_line_errors(transducer_exp: Path, trained_exp: Path, tiny_corpus: Path,
                                           tmp_path: Path) -> None:
-    from lstm_asr.decoding.recognizer import Recognizer
     from lstm_asr.decoding.search import SearchConfig
-    from lstm_asr.decoding.transducer_export import export_transducer
+    from lstm_asr.export.transducer_torchscript import export_transducer
+    from lstm_asr.recognition.recognizer import Recognizer
     from lstm_asr.training.pretraining import init_encoder_from, read_lm_text
 
     wav = str(sorted(tiny_corpus.glob("TRAIN/*/*/SX*.WAV"))[0])
@@ -322,11 +322,11 @@ def test_windowed_decoding_stitches_encoder_frames(tiny_corpus: Path, tmp_path: 
     from data_prep.phones import TRAIN_PHONES
     from lstm_asr.data.features import FeatureConfig, compute_features
     from lstm_asr.data.tokens import TokenSet
-    from lstm_asr.decoding.long_decode import windowed_log_probs
-    from lstm_asr.decoding.recognizer import Recognizer
     from lstm_asr.decoding.search import SearchConfig
     from lstm_asr.nn.checkpoint import save_checkpoint
     from lstm_asr.recipe import load_recipe
+    from lstm_asr.recognition.long_decode import windowed_log_probs
+    from lstm_asr.recognition.recognizer import Recognizer
     from lstm_asr.training.train import model_checkpoint
 
     wav = long_recording(tiny_corpus, tmp_path / "long.wav", seconds=9.0)

@@ -1,2 +1,3 @@
-"""Stage 4: decoding -- from a trained network's outputs to token sequences: greedy and beam search, language models,
-alignment, long-file and batch decoding, the recogniser that decodes files, and export to one self-contained file."""
+"""Stage 4: decoding -- searches over a network's outputs: greedy and prefix beam search for CTC, the transducer's
+searches, their streaming forms, n-gram and lexicon language models, and forced alignment. They know tensors and
+tokens, not files: reading audio and ink, long recordings and streams are the recognition stage's."""

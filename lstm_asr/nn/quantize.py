@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from lstm_asr.errors import LstmAsrError
+from lstm_asr.nn.kernel_support import check_int8
 from lstm_asr.nn.model import BLSTMCTC
 
 QUANTIZE = ("", "int8")
@@ -26,6 +27,7 @@ def quantized(model: BLSTMCTC, quantize: str) -> BLSTMCTC:
         raise LstmAsrError(f"unknown --quantize {quantize!r} (use int8)")
     if not quantize:
         return model
+    check_int8()  # a one-line error on a CPU without a working quantized engine
     from torch.ao.quantization import quantize_dynamic
 
     targets = {name for name, m in model.named_modules()

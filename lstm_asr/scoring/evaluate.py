@@ -27,6 +27,7 @@ CONVENTIONS = {
     "timit": "TIMIT 61 phones (q removed) folded to 39 (Lee & Hon 1989) for scoring; sil scored like any phone",
     "kaldi_dir": _TEXT, "librispeech": _TEXT, "manifest": _TEXT,
     "ondb": "characters, the space between words included (CER); WER on the words glued back from them",
+    "unipen": "characters, the space between words included (CER); WER on the words glued back from them",
 }
 
 

@@ -8,7 +8,7 @@ file; phones/characters appear as they are recognised; the final alignment is dr
   16-bit little-endian mono PCM at the model's rate, 16 kHz) or ``{"format": "file"}`` (then the bytes of an
   audio file in binary messages: WAV, FLAC, OGG, SPHERE; it is decoded when complete, as a stream);
   finally ``{"type": "end"}``;
-* server -> client: JSON updates as :meth:`~lstm_asr.decoding.stream_recognizer.Update.to_dict` gives them
+* server -> client: JSON updates as :meth:`~lstm_asr.recognition.stream_recognizer.Update.to_dict` gives them
   (``partial`` while it changes, ``final`` per segment; after ``end`` the last ``final`` has ``"last": true``), or
   ``{"type": "error", "message": ...}`` just before the server closes the connection.
 
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_asr.decoding.stream_recognizer import StreamingRecognizer
 from lstm_asr.errors import LstmAsrError
+from lstm_asr.recognition.stream_recognizer import StreamingRecognizer
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import torch
 from data_prep.corpora import resolve_units
 from lstm_asr.atomic_file import write_atomically
 from lstm_asr.data.feature_store import FeatureSplit
-from lstm_asr.decoding.split_decode import decode_split
 from lstm_asr.errors import LstmAsrError, reporting_write_errors
 from lstm_asr.nn.checkpoint import AVERAGED, load_checkpoint, save_checkpoint
+from lstm_asr.recognition.split_decode import decode_split
 from lstm_asr.scoring.evaluate import score_split, write_decode_dir
 
 EPOCHS_DIR = "epochs"

@@ -30,12 +30,13 @@ from lstm_asr.data.feature_store import FeatureSplit
 from lstm_asr.data.features import Normalizer
 from lstm_asr.data.prep import feature_config, load_splits, store_dir
 from lstm_asr.data.wave_batches import training_batches
-from lstm_asr.decoding.split_decode import decode_split
 from lstm_asr.errors import LstmAsrError, reporting_write_errors
 from lstm_asr.nn.checkpoint import load_checkpoint, save_checkpoint
+from lstm_asr.nn.kernel_support import check_precision
 from lstm_asr.nn.model import BLSTMEncoder, ModelConfig
 from lstm_asr.nn.networks import is_transducer, network_for
 from lstm_asr.recipe import Recipe, TrainingSection, dump_recipe
+from lstm_asr.recognition.split_decode import decode_split
 from lstm_asr.scoring.error_rates import extra_rates, metric_name
 from lstm_asr.scoring.evaluate import CONVENTIONS, per_speaker, score_split, write_decode_dir
 from lstm_asr.training.averaging import keep_epoch, score_averaged
@@ -212,6 +213,7 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
     model = build_model(recipe, train_split.dim, len(tokens))
     model.normalizer.load_state_dict(normalizer_from(train_split).state_dict())
     model.to(device)
+    check_precision(model, t.precision, device)  # a one-line error where this CPU/GPU lacks the kernels
     optimizer = build_optimizer(recipe, model)
     state = LoopState(lr=t.lr)
     # Rank 0 reads the checkpoint and hands it to the others (multi-node runs need no shared experiment folder).

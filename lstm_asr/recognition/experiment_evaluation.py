@@ -14,12 +14,12 @@ import numpy as np
 from data_prep.corpora import resolve_units, score_units_for
 from lstm_asr.data.prep import load_splits
 from lstm_asr.data.wave_batches import split_reader
-from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.decoding.search import SearchConfig
-from lstm_asr.decoding.split_decode import decode_split
 from lstm_asr.errors import LstmAsrError
 from lstm_asr.nn.checkpoint import AVERAGED
 from lstm_asr.recipe import load_recipe
+from lstm_asr.recognition.recognizer import Recognizer
+from lstm_asr.recognition.split_decode import decode_split
 from lstm_asr.scoring.error_rates import metric_name
 from lstm_asr.scoring.evaluate import CONVENTIONS, score_split, write_decode_dir, write_error_analysis
 

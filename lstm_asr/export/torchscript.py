@@ -1,4 +1,4 @@
-"""``lstm-asr export``: a trained model as one self-contained file, for every model ``train`` makes.
+"""``lstm-asr export``: a trained model as one self-contained TorchScript file, for every model ``train`` makes.
 
 TorchScript (default): raw 16 kHz mono waveform in [-1, 1] (1-D float tensor) -> log-probabilities (frames,
 classes), with the feature pipeline inside (:class:`~lstm_asr.data.kaldi_fbank.ScriptableFbank`), and the token
@@ -14,8 +14,7 @@ handwriting models, pen strokes in, with the ink front end inside (:mod:`lstm_as
 dynamic int8 quantization to the LSTM, GRU and linear layers first (an LSTM with a projection stays float: the
 quantized LSTM kernel has none).
 
-ONNX (``--format onnx``, needs the ``onnx`` package): the network only, features (frames, dim) in, log-probs out;
-the features are documented in the file's metadata (Kaldi fbank settings) since the FFT does not export.
+ONNX, the network alone: :mod:`lstm_asr.export.onnx_export`.
 """
 
 from __future__ import annotations
@@ -31,13 +30,13 @@ from lstm_asr.data.features import FeatureConfig
 from lstm_asr.data.ink_features import InkFeatureConfig
 from lstm_asr.data.ink_script import ScriptableInkFeatures
 from lstm_asr.data.kaldi_fbank import ScriptableFbank
-from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.errors import LstmAsrError, reporting_write_errors
 from lstm_asr.nn.cells import VARIANTS, BiRNNLayer, PeepholeBiLSTMLayer
 from lstm_asr.nn.frame_rate import stack_frames
 from lstm_asr.nn.model import BLSTMCTC, BLSTMEncoder
 from lstm_asr.nn.quantize import quantized
 from lstm_asr.nn.streaming import StreamingNetwork, StreamingPipeline, stream_layer
+from lstm_asr.recognition.recognizer import Recognizer
 
 
 class _PeepholeWhole(nn.Module):
@@ -155,7 +154,7 @@ def network_for_export(model: BLSTMCTC) -> nn.Module:
 
 
 class ExportedMetadata(nn.Module):
-    """The base of every exported module: what :meth:`~lstm_asr.decoding.recognizer.Recognizer.load` reads besides
+    """The base of every exported module: what :meth:`~lstm_asr.recognition.recognizer.Recognizer.load` reads besides
     the network, as typed attributes of the TorchScript file: the token list, unit type, corpus type and the feature
     settings (JSON), and for an audio model its sample rate and frame shift."""
 
@@ -275,54 +274,3 @@ def export_torchscript(exp: str | Path, out: str | Path, streaming: bool = False
     else:
         module = ExportedModel(model, rec.features, rec.tokens, rec.units, rec.corpus_type)
     return save_script(module.eval(), out)
-
-
-def onnx_problem(model: BLSTMCTC) -> str | None:
-    """Why the network cannot go to ONNX (one line), or None when it can."""
-    c = model.config
-    if c.cell == "peephole":
-        return ("the peephole cell is a hand-written recurrence; ONNX export traces it into one fixed length, and "
-                "ONNX's own LSTM peepholes follow another formulation: use TorchScript")
-    if c.projection:
-        return "ONNX's LSTM operator has no projection (LSTMP): use TorchScript"
-    if model.latency_controlled:
-        return ("a latency-controlled model runs chunk by chunk with carried state, which ONNX export unrolls to "
-                "one fixed length: use TorchScript (or --streaming)")
-    return None
-
-
-def export_onnx(exp: str | Path, out: str | Path) -> Path:
-    """Write the network (features -> log-probs, one utterance) as ONNX, with the feature settings and token list
-    in its metadata. Needs the optional ``onnx`` package."""
-    try:
-        import onnx
-    except ImportError:
-        raise LstmAsrError("--format onnx needs the onnx package (pip install 'lstm-asr[onnx]')") from None
-    rec = Recognizer.load(exp)
-    if rec.model is None:
-        raise LstmAsrError(f"{exp}: already an exported model; export from the experiment folder")
-    problem = onnx_problem(rec.model)
-    if problem is not None:
-        raise LstmAsrError(f"{exp}: cannot export to ONNX: {problem}")
-    net = SingleUtteranceNetwork(rec.model.eval())
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(50, rec.model.config.input_dim)
-    with warnings.catch_warnings():  # a batch-size caveat for LSTMs that does not apply (one utterance)
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (example,), str(out), input_names=["features"], output_names=["log_probs"],
-                          dynamic_axes={"features": {0: "frames"}, "log_probs": {0: "frames"}}, dynamo=False)
-    proto = onnx.load(str(out))
-    if isinstance(rec.features, FeatureConfig):
-        kind = ("kaldi fbank (torchaudio.compliance.kaldi defaults, waveform scaled by 32768) + deltas (win 5), not "
-                "normalised: the network normalises")
-    else:
-        kind = ("ink: lstm_asr.data.ink_features.featurize_ink (dx, dy, dt, pen-up, stroke start per resampled "
-                "point), not normalised: the network normalises")
-    meta = {"tokens": json.dumps(rec.tokens), "units": rec.units,
-            "features": json.dumps({**rec.features.to_dict(), "kind": kind})}
-    for k, v in meta.items():
-        proto.metadata_props.add(key=k, value=v)
-    onnx.save(proto, str(out))
-    return out
-

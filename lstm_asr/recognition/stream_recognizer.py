@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from lstm_asr.decoding.ctc_decode import Hypothesis
-from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.decoding.search import SearchConfig
 from lstm_asr.decoding.stream_search import StreamSearch, stream_search_factory
 from lstm_asr.errors import LstmAsrError
+from lstm_asr.recognition.recognizer import Recognizer
 
 DEFAULT_CHUNK_FRAMES = 40  # for models trained on whole utterances (a streaming model brings its own)
 DEFAULT_ENDPOINT_SECONDS = 1.0

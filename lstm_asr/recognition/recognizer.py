@@ -17,7 +17,6 @@ from data_prep.corpora import resolve_units
 from lstm_asr.data.features import FeatureConfig, compute_features
 from lstm_asr.data.ink_features import InkFeatureConfig
 from lstm_asr.decoding.ctc_decode import Hypothesis, greedy_decode, prefix_beam_search
-from lstm_asr.decoding.long_decode import DEFAULT_WINDOW, WindowConfig, is_long, windowed_log_probs
 from lstm_asr.decoding.model_search import searcher_for
 from lstm_asr.decoding.search import Result, SearchConfig, Searcher
 from lstm_asr.decoding.transducer_search import TransducerParts, TransducerSearcher
@@ -25,6 +24,7 @@ from lstm_asr.errors import LstmAsrError
 from lstm_asr.nn.checkpoint import load_checkpoint
 from lstm_asr.nn.model import BLSTMEncoder, ModelConfig
 from lstm_asr.nn.networks import is_transducer, network_for
+from lstm_asr.recognition.long_decode import DEFAULT_WINDOW, WindowConfig, is_long, windowed_log_probs
 
 
 @dataclass
@@ -106,7 +106,7 @@ class Recognizer:
             model = network_for(ModelConfig(**ckpt["model_config"]))
             model.load_state_dict(ckpt["state_dict"])
             feats = ckpt["features"]
-            if feats.get("type") == "ink":  # a handwriting model: pen strokes in (see lstm_asr/decoding/ink_decode.py)
+            if feats.get("type") == "ink":  # handwriting: pen strokes in (lstm_asr/recognition/ink_decode.py)
                 features = InkFeatureConfig.from_dict(feats)
             else:
                 features = FeatureConfig(**feats)
@@ -162,7 +162,7 @@ class Recognizer:
         """Decode one file of any format soundfile reads (resampled, downmixed).
 
         A recording longer than ``window`` (with its two contexts) is decoded window by window in bounded memory
-        (:mod:`lstm_asr.decoding.long_decode`); ``window=None`` always decodes the file whole.
+        (:mod:`lstm_asr.recognition.long_decode`); ``window=None`` always decodes the file whole.
         """
         from data_prep.audio import load_audio
 

@@ -1,7 +1,7 @@
 """Decoding and drawing pen-stroke files: ``lstm-asr decode`` for handwriting models, and ``lstm-asr render``.
 
 A handwriting model's checkpoint stores ink feature settings (``features.type: ink``), so
-:class:`~lstm_asr.decoding.recognizer.Recognizer` knows its input is pen strokes; the CLI hands such models to
+:class:`~lstm_asr.recognition.recognizer.Recognizer` knows its input is pen strokes; the CLI hands such models to
 :func:`decode_ink_files`. Input files are IAM-OnDB stroke XML or InkML (told apart by the root element). When a
 file carries its transcription (an InkML ``<annotation type="truth">``, or the ``ascii`` line of a stroke file
 inside an IAM-OnDB tree), the character error rate against it is reported too; a transcription with characters
@@ -21,8 +21,8 @@ import torch
 from data_prep.iam_ondb import read_ink_and_truth
 from data_prep.units import WORD_SEP
 from lstm_asr.data.ink_features import InkFeatureConfig, featurize_ink
-from lstm_asr.decoding.recognizer import Recognizer, Transcript
 from lstm_asr.errors import CorpusError, LstmAsrError
+from lstm_asr.recognition.recognizer import Recognizer, Transcript
 from lstm_asr.scoring.levenshtein import align
 
 

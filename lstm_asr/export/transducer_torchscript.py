@@ -14,8 +14,8 @@ them with the project's beam search):
 
 Attributes as in the CTC export (``tokens``, ``units``, ``sample_rate``, ``frame_shift_ms``, ``feature_config``)
 plus ``head = "transducer"``, ``frame_reduction`` and ``max_symbols``. The feature pipeline is the CTC export's
-:class:`~lstm_asr.decoding.export.ScriptableFbank` and the encoder its
-:class:`~lstm_asr.decoding.export.SingleUtteranceEncoder` (the cells the CTC export takes; frame stacking,
+:class:`~lstm_asr.export.torchscript.ScriptableFbank` and the encoder its
+:class:`~lstm_asr.export.torchscript.SingleUtteranceEncoder` (the cells the CTC export takes; frame stacking,
 subsampling and pyramids inside).
 """
 
@@ -27,12 +27,12 @@ import torch
 from torch import nn
 
 from lstm_asr.data.features import FeatureConfig
-from lstm_asr.decoding.export import ExportedMetadata, ScriptableFbank, SingleUtteranceEncoder, save_script
-from lstm_asr.decoding.recognizer import Recognizer
 from lstm_asr.decoding.transducer_search import DEFAULT_MAX_SYMBOLS
 from lstm_asr.errors import LstmAsrError
+from lstm_asr.export.torchscript import ExportedMetadata, ScriptableFbank, SingleUtteranceEncoder, save_script
 from lstm_asr.nn.checkpoint import load_checkpoint
 from lstm_asr.nn.transducer import Transducer
+from lstm_asr.recognition.recognizer import Recognizer
 
 
 def is_transducer_checkpoint(exp: str | Path) -> bool:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from lstm_asr.decoding.long_decode import WindowConfig, is_long, windowed_log_probs
 from lstm_asr.decoding.search import Result, Searcher
 from lstm_asr.errors import LstmAsrError
+from lstm_asr.recognition.long_decode import WindowConfig, is_long, windowed_log_probs
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".sph", ".nist", ".aiff", ".aif", ".au", ".mp3", ".opus"}
 LIST_SUFFIXES = {".lst", ".list", ".scp", ".txt"}
@@ -93,7 +93,7 @@ def decode_files(recognizer, files: list[Path], searcher: Searcher, summary: Sum
 
     ``progress(n)`` is called after each batch with the number of files it held. Recordings longer than ``window``
     (a window with its two contexts) are decoded on their own, window by window, in bounded memory
-    (:mod:`lstm_asr.decoding.long_decode`); shorter ones exactly as a whole.
+    (:mod:`lstm_asr.recognition.long_decode`); shorter ones exactly as a whole.
     """
     from data_prep.audio import load_audio
     from lstm_asr.data.features import compute_features
@@ -162,7 +162,7 @@ def _decode_batch(ok: list[tuple[Path, torch.Tensor, float]], model, batchable: 
 
 def result_dict(d: Decoded, symbols: list[str], units: str, shift_s: float, nbest: int) -> dict:
     """JSON-ready dict of one file: best text, score, per-token times; all hypotheses when ``nbest`` > 1."""
-    from lstm_asr.decoding.recognizer import Transcript
+    from lstm_asr.recognition.recognizer import Transcript
 
     def transcript(r: Result) -> Transcript:
         frames = list(r.frames) if len(r.frames) == len(r.tokens) else [0] * len(r.tokens)
@@ -182,7 +182,7 @@ def result_dict(d: Decoded, symbols: list[str], units: str, shift_s: float, nbes
 
 def text_lines(d: Decoded, symbols: list[str], units: str, nbest: int) -> list[str]:
     """Plain-text output: ``file<TAB>text`` for the best, or ``file<TAB>rank<TAB>score<TAB>text`` per hypothesis."""
-    from lstm_asr.decoding.recognizer import Transcript
+    from lstm_asr.recognition.recognizer import Transcript
 
     def text(r: Result) -> str:
         if r.words:

@@ -1,7 +1,7 @@
 """``lstm-asr decode --stream``: audio from a microphone, a pipe or a file at real time, decoded as it arrives.
 
 :func:`decode_stream` pulls blocks from a source (:mod:`data_prep.live_audio`), feeds them to one
-:class:`~lstm_asr.decoding.stream_recognizer.Stream` and hands every update to a printer: a rich live line on a
+:class:`~lstm_asr.recognition.stream_recognizer.Stream` and hands every update to a printer: a rich live line on a
 terminal (the partial hypothesis rewritten in place, each final result kept as a line with its latency), one JSON
 object per update with ``--json``, or the final results alone as plain lines when stdout is not a terminal.
 Ctrl-C ends the input: the last segment is finished and printed like an end of file.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lstm_asr.decoding.stream_recognizer import Stream, Update
+from lstm_asr.recognition.stream_recognizer import Stream, Update
 
 
 @dataclass
@@ -112,10 +112,10 @@ def decode_stream_command(files: list, model=None, beam: int | None = None, lm=N
     import torch
 
     from data_prep.live_audio import PcmStream, file_blocks, microphone_blocks
-    from lstm_asr.decoding.recognizer import Recognizer, find_latest_experiment
     from lstm_asr.decoding.search import SearchConfig
-    from lstm_asr.decoding.stream_recognizer import StreamingRecognizer, StreamSettings
     from lstm_asr.errors import LstmAsrError
+    from lstm_asr.recognition.recognizer import Recognizer, find_latest_experiment
+    from lstm_asr.recognition.stream_recognizer import StreamingRecognizer, StreamSettings
 
     if len(files) > 1:
         raise LstmAsrError("--stream decodes one source: a file, - for standard input, or nothing for the microphone")
