@@ -12,12 +12,15 @@ from typing import Any
 
 # Imported for their @register_source side effect: each reader adds its source to SOURCES.
 from data_prep import (  # noqa: F401
+    arctic,
+    audio_folder,
     hf_dataset,
     iam_ondb,
     kaldi_dir,
     lhotse_manifest,
     librispeech,
     manifest,
+    speechocean762,
     timit,
     unipen,
 )

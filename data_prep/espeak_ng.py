@@ -105,11 +105,14 @@ class _Engine:
             i += 1
         return 0
 
-    def speak(self, voice: str, text: str) -> tuple[np.ndarray, list[tuple[int, int, int, int, str]]]:
+    def use_voice(self, voice: str) -> None:
         if voice != self.voice:
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise LstmAsrError(f"espeak-ng has no voice {voice!r} (espeak-ng --voices=variant lists them)")
             self.voice = voice
+
+    def speak(self, voice: str, text: str) -> tuple[np.ndarray, list[tuple[int, int, int, int, str]]]:
+        self.use_voice(voice)
         self.audio, self.events = [], []
         data = text.encode("utf-8")
         status = self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
@@ -140,6 +143,15 @@ def engine() -> _Engine:
     if _ENGINE is None or _ENGINE.pid != os.getpid():
         _ENGINE = _Engine()
     return _ENGINE
+
+
+def pronounce(word: str, voice: str = "en-us") -> list[str]:
+    """A written word's phones as espeak-ng's lexicon and spelling rules for ``voice`` give them (radio phones and
+    ``dx``/``q``, no pauses): the pronunciation of last resort for words no lexicon has (:mod:`data_prep.lexicon`).
+    Raises :class:`UnmappedPhoneme` for a phoneme :data:`TO_RADIO` does not map."""
+    eng = engine()
+    eng.use_voice(voice)
+    return eng.pronounce(word)
 
 
 class UnmappedPhoneme(LstmAsrError):

@@ -42,6 +42,10 @@ class KaldiDirSource(TextCorpusSource):
 
     kind = "kaldi_dir"
 
+    def audio_file(self, entry: str) -> str:
+        """The file a wav.scp entry names: relative paths from the current folder, as Kaldi takes them."""
+        return entry
+
     def list_split(self, name: str) -> Listing:
         d = self.root / name
         if not (d / "wav.scp").is_file():
@@ -59,10 +63,10 @@ class KaldiDirSource(TextCorpusSource):
                 audio[rec] = (f"{d / 'wav.scp'}:{rec}", entry)
             elif not entry:
                 out.skipped.append((f"{d / 'wav.scp'}:{n}", "no audio file named"))
-            elif not Path(entry).is_file():
-                out.skipped.append((entry, "audio file not found"))
+            elif not Path(self.audio_file(entry)).is_file():
+                out.skipped.append((self.audio_file(entry), "audio file not found"))
             else:
-                audio[rec] = (entry, None)
+                audio[rec] = (self.audio_file(entry), None)
         if (d / "segments").is_file():
             segs: dict[str, tuple[str, float | None, float | None]] = {}
             for utt, (rest, n) in read_table(d / "segments").items():

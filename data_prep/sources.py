@@ -12,7 +12,7 @@ dependency points one way: readers import this module, never the other way round
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -51,6 +51,9 @@ class CorpusItem:
 class SplitItems:
     items: list[CorpusItem]
     skipped: list[tuple[str, str]]  # (file, reason)
+    # Counts worth reporting that are not skips, {what: count}: e.g. words pronounced by espeak-ng because no
+    # lexicon has them (data_prep/recorded.py).
+    notes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from lstm_asr.errors import FIXABLE_ERRNOS, LstmAsrError, os_error_problem, repo
 
 # ``--help`` lists the commands in the order a user meets them (typer's own order is definition order, with command
 # groups last); a command missing here comes after these.
-COMMAND_ORDER = ("synth", "corpus", "prep", "train", "average", "decode", "evaluate", "align", "lm", "report", "plot",
-                 "study", "export", "serve", "render")
+COMMAND_ORDER = ("download", "synth", "corpus", "prep", "train", "average", "decode", "stream", "evaluate", "align",
+                 "lm", "report", "plot", "study", "export", "serve", "render")
 
 
 class PipelineOrder(TyperGroup):
@@ -104,6 +104,21 @@ def corpus_export(
     for report in export_corpus(source, splits, fmt, out, convert_audio):
         print(report.summary())
     print(f"wrote {fmt} manifests to {out}")
+
+
+@app.command()
+def download(
+    name: Annotated[str, typer.Argument(help="arctic (the seven CMU ARCTIC voices), arctic-<voice>, kathleen, "
+                                             "speechocean762, librispeech-<subset> (dev-clean, ...).")],
+    out: Annotated[Path, typer.Argument(help="Folder to unpack the corpus into (archives go to OUT/.downloads).")],
+    from_: Annotated[Path | None, typer.Option("--from", help="A local archive, or a folder holding it or an "
+                                                              "unpacked copy, instead of downloading.")] = None,
+) -> None:
+    """Fetch a recorded corpus (checked, resumable) and unpack it into the layout its reader expects."""
+    from data_prep.download import download as run_download
+
+    for line in run_download(name, out, from_):
+        print(line)
 
 
 @app.command()
@@ -284,7 +299,7 @@ def decode(
 ) -> None:
     """Decode audio files and print one transcript per file (or N-best lists); a summary goes to stderr.
 
-    With --stream: decode live from the microphone, standard input or a file (see lstm-asr decode --help)."""
+    With --stream: decode live from the microphone, standard input or a file (the same as lstm-asr stream)."""
     if stream or realtime:
         from lstm_asr.recognition.stream_decode import decode_stream_command
 
@@ -340,6 +355,43 @@ def decode(
     print(f"summary: {summary.line()} [{searcher.describe()}]", file=sys.stderr)
     if summary.failed:
         raise LstmAsrError(f"{len(summary.failed)} of {summary.files} files could not be decoded")
+
+
+@app.command()
+def stream(
+    source: Annotated[Path | None, typer.Argument(help="An audio file, - for standard input (16-bit PCM or WAV at 16 "
+                                                       "kHz mono), or nothing for the microphone.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Experiment folder, checkpoint or exported model.pt "
+                                                    "(default: latest experiment).")] = None,
+    beam: Annotated[int | None, typer.Option(help="Beam width; 1 = greedy (default: the recipe's).")] = None,
+    lm: LmOpt = None,
+    lexicon: LexiconOpt = None,
+    lm_weight: LmWeightOpt = None,
+    word_score: WordScoreOpt = None,
+    threads: Annotated[int, typer.Option(help="torch threads (0: one, which keeps a stream's latency low).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines: one object per partial or final update, with "
+                                                         "per-token times and latency.")] = False,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Play a file at real time.")] = False,
+    chunk_frames: Annotated[int, typer.Option(min=0, help="Chunk size in 10 ms frames (0: the model's own, else "
+                                                          "40).")] = 0,
+    right_context: Annotated[int, typer.Option(min=-1, help="Look-ahead frames per chunk (-1: the model's own; for "
+                                                            "a whole-utterance model, the chunk size).")] = -1,
+    endpoint_seconds: Annotated[float, typer.Option(min=0.0, help="Silence that ends a segment (0: only the end of "
+                                                                  "input).")] = 1.0,
+    silence_db: Annotated[float, typer.Option(help="Level (dBFS) below which a 10 ms frame is silence.")] = -45.0,
+    device: Annotated[str | None, typer.Option(help="Without a source: the microphone (a sounddevice name or "
+                                                    "index).")] = None,
+    quantize: Annotated[str, typer.Option(help="int8: decode with dynamic int8 quantization of the LSTM/GRU and "
+                                               "linear layers.")] = "",
+) -> None:
+    """Decode as the audio arrives, from the microphone, standard input or a file: partial hypotheses as they
+    change, a final result per segment (the same as decode --stream)."""
+    from lstm_asr.recognition.stream_decode import decode_stream_command
+
+    decode_stream_command([source] if source is not None else [], model=model, beam=beam, lm=lm, lexicon=lexicon,
+                          lm_weight=lm_weight, word_score=word_score, threads=threads, as_json=as_json,
+                          realtime=realtime, chunk_frames=chunk_frames, right_context=right_context,
+                          endpoint_seconds=endpoint_seconds, silence_db=silence_db, device=device, quantize=quantize)
 
 
 @app.command()

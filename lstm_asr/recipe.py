@@ -28,9 +28,9 @@ from lstm_asr.path_names import name_problem
 class GenerateSection:
     """How to generate the corpus when ``corpus.path`` has none (the built-in demo corpora)."""
 
-    kind: str = "timit"
-    minutes: float = 60.0
-    seed: int = 0
+    kind: str = "timit"  # timit (as lstm-asr synth timit) or ondb (as lstm-asr synth ondb)
+    minutes: float = 60.0  # kind timit: about this much audio in all
+    seed: int = 0  # the same seed gives the same corpus
     lines: int = 600  # kind ondb: text lines to write (handwriting has lines, not minutes)
 
 
@@ -59,12 +59,12 @@ class UnipenSection:
 
 @dataclass
 class CorpusSection:
-    type: str = "timit"
-    path: str = ""
-    train_split: str = "train"
-    dev_split: str = "dev"
-    test_split: str = "test"
-    generate: GenerateSection | None = None
+    type: str = "timit"  # the reader of corpus.path (data_prep/corpora.py; docs/corpora.md)
+    path: str = ""  # the corpus: its folder (or manifest file); relative to the current folder
+    train_split: str = "train"  # the split trained on
+    dev_split: str = "dev"  # the split that picks best.pt, drives early stopping and the schedule
+    test_split: str = "test"  # the split scored at the end (TIMIT: the core test set)
+    generate: GenerateSection | None = None  # generate a demo corpus at corpus.path when it holds none
     # Output units of text corpora (kaldi_dir, librispeech, manifest): "" = the corpus's own (TIMIT: phones;
     # the others: chars). phones come from the transcripts as given, or from words through ``lexicon``.
     units: str = ""
@@ -81,16 +81,25 @@ class CorpusSection:
     audio_column: str = "audio"
     speaker_column: str = ""
     id_column: str = ""
+    # Recorded corpora (arctic, audio_folder, speechocean762). Phones from words: corpus.lexicon or the corpus's
+    # own, then CMUdict, then word_fallback (data_prep/lexicon.py). Splits where the corpus has none: by a hash of
+    # the sentence and/or speaker (data_prep/heldout.py), so one sentence is in one split in every corpus.
+    prompts: str = ""  # audio_folder, arctic: prompts file ('( id "text" )' or 'id text' lines) for untranscribed audio
+    split_by: str = "sentence"  # sentence | speaker | speaker_sentence (speechocean762: dev speakers only)
+    dev_share: float = 0.05  # of sentences (or speakers) for dev
+    test_share: float = 0.1  # ... and for test
+    test_speakers: list[str] = field(default_factory=list)  # held out whole: in test only, on test sentences
+    word_fallback: str = "espeak"  # words in no lexicon: espeak (espeak-ng's phonemes) or none (skip the utterance)
     unipen: UnipenSection | None = None  # corpus.type unipen: categories, sites, writers, splits
 
 
 @dataclass
 class FeaturesSection:
-    num_mel_bins: int = 40
-    use_energy: bool = True
-    deltas: int = 2
-    frame_length_ms: float = 25.0
-    frame_shift_ms: float = 10.0
+    num_mel_bins: int = 40  # Kaldi filterbank (torchaudio.compliance.kaldi.fbank) mel bands
+    use_energy: bool = True  # ... plus the log energy
+    deltas: int = 2  # ... with deltas and delta-deltas (2): 123 inputs with the defaults
+    frame_length_ms: float = 25.0  # analysis window
+    frame_shift_ms: float = 10.0  # frame rate of the features (the network may reduce it: stack_frames, pyramid)
     store: str = ""  # folder for the prepared features; default: <corpus.path>/../features
     # "fbank" (speech: the keys above) or "ink" (pen strokes: per-point dx, dy, dt, pen-up, start-of-stroke, and
     # the keys below; see lstm_asr/data/ink_features.py).
@@ -108,11 +117,11 @@ class FeaturesSection:
 
 @dataclass
 class ModelSection:
-    hidden: int = 250
-    layers: int = 3
-    dropout: float = 0.0
-    init: str = "default"
-    init_scale: float = 0.1
+    hidden: int = 250  # cells per direction in each layer
+    layers: int = 3  # stacked (bidirectional) recurrent layers
+    dropout: float = 0.0  # on each layer's output during training, never on the input features
+    init: str = "default"  # "default" (PyTorch's) or "uniform" (Graves 2013: every weight U(-init_scale, init_scale))
+    init_scale: float = 0.1  # init: uniform's range
     # lstm (nn.LSTM), peephole (Gers & Schmidhuber 2000), gru; Greff et al. 2017's variants of the peephole LSTM:
     # nig, nfg, nog, niaf, noaf, np, cifg, fgr; lstm1997 (no forget gate, no peepholes); convlstm (Shi et al. 2015,
     # over frequency); lmu (Voelker et al. 2019)
@@ -126,7 +135,7 @@ class ModelSection:
     # Latency-controlled BLSTM (Chen & Huo 2016, Xue & Yan 2017): chunks of chunk_frames input frames, each seeing
     # right_context more frames of look-ahead; forward state carried across chunks. 0 = whole utterances.
     chunk_frames: int = 0
-    right_context: int = 0
+    right_context: int = 0  # look-ahead input frames of each chunk (see chunk_frames)
     conv_layers: int = 0  # lowest layers that are ConvLSTM layers (any cell but convlstm, whose layers all are)
     conv_channels: int = 8  # ConvLSTM state channels (state: channels x frequency bins per direction)
     conv_kernel: int = 5  # ConvLSTM taps along frequency (odd, at most the bins: mel bins + energy)
@@ -136,7 +145,7 @@ class ModelSection:
     # Output head: ctc, or transducer (RNN-T, Graves 2012/2013: prediction network + joint network; the keys below)
     head: str = "ctc"
     pred_hidden: int = 250  # transducer prediction network: LSTM cells per layer (Graves 2013: one layer of 250)
-    pred_layers: int = 1
+    pred_layers: int = 1  # transducer prediction network: LSTM layers
     pred_embedding: int = 0  # its input: 0 = one-hot previous label (Graves 2012), N = learned N-dim embedding
     joint_dim: int = 250  # joint network: tanh units over the projected encoder and prediction vectors
 
@@ -144,10 +153,10 @@ class ModelSection:
 @dataclass
 class TrainingSection:
     optimizer: str = "adam"  # "adam" or "sgd" (with momentum)
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    max_epochs: int = 30
+    lr: float = 1e-3  # learning rate (the schedule below changes it)
+    momentum: float = 0.9  # optimizer sgd: momentum (Adam keeps its own defaults)
+    weight_decay: float = 0.0  # L2 penalty, either optimizer
+    max_epochs: int = 30  # epochs at most (early stopping may end sooner)
     patience: int = 5  # epochs without a better dev PER before stopping
     max_frames: int = 20000  # padded frames per batch (memory bound)
     max_batch: int = 64  # utterances per batch
@@ -159,7 +168,7 @@ class TrainingSection:
     # Measured worse than "batch" on the demo corpus at the paper's rate (bench/RESULTS.md, issue 11): not in recipes.
     momentum_per: str = "batch"
     grad_clip: float = 5.0  # global gradient-norm clip; 0 disables
-    seed: int = 0
+    seed: int = 0  # weights, batch order, dropout, masks, augmentation: the same seed, the same run
     threads: int = 0  # torch threads; 0 = all cores
     max_minutes: float = 0.0  # wall-clock budget for training; 0 = none
     log_every: int = 20  # batches between metrics.jsonl lines
@@ -207,7 +216,7 @@ class AugmentSection:
     rir_rt60: list[float] = field(default_factory=lambda: [0.2, 0.6])  # their reverberation times, seconds
     telephone_prob: float = 0.0  # share band-limited to the telephone band (300-3400 Hz via 8 kHz)
     gain_prob: float = 0.0  # share scaled by a gain (dB) drawn from gain_db
-    gain_db: list[float] = field(default_factory=lambda: [-10.0, 6.0])
+    gain_db: list[float] = field(default_factory=lambda: [-10.0, 6.0])  # ... its range; the result clipped to [-1, 1]
 
 
 @dataclass
@@ -218,7 +227,7 @@ class DecodingSection:
     # Language model decoding (flashlight, needs the ``lm`` extra). lm: ARPA file (``lstm-asr lm build``);
     # lexicon: ``word tok tok ...`` file for word decoding (empty = lexicon-free: the LM is over the tokens).
     lm: str = ""
-    lexicon: str = ""
+    lexicon: str = ""  # see lm above
     lm_weight: float = 1.0  # multiplies the LM's log10 probabilities
     word_score: float = 0.0  # added per word (lexicon) or per token (lexicon-free); negative = fewer insertions
 
@@ -243,7 +252,10 @@ class Recipe:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "corpus.type": ("timit", "kaldi_dir", "librispeech", "manifest", "lhotse", "hf", "ondb", "unipen"),
+    "corpus.type": ("timit", "kaldi_dir", "librispeech", "manifest", "lhotse", "hf", "ondb", "arctic", "audio_folder",
+                    "speechocean762", "unipen"),
+    "corpus.split_by": ("sentence", "speaker", "speaker_sentence"),
+    "corpus.word_fallback": ("espeak", "none"),
     "corpus.unipen.language": ("", "en", "other"),
     "corpus.unipen.charset": ("", "ascii"),
     "corpus.units": ("", "phones", "chars", "bpe"),
@@ -279,7 +291,8 @@ NON_NEGATIVE = {"features.deltas", "model.dropout", "training.momentum", "traini
                 "training.spec_freq_width", "training.newbob_factor", "training.average_last",
                 "decoding.token_top_k", "model.init_scale", "model.projection", "model.pyramid", "decoding.lm_weight",
                 "model.chunk_frames", "model.right_context", "model.conv_layers",
-                "model.pred_embedding", "features.ink_spacing", "corpus.unipen.dev_fraction",
+                "model.pred_embedding",
+                "corpus.dev_share", "corpus.test_share", "features.ink_spacing", "corpus.unipen.dev_fraction",
                 "corpus.unipen.test_fraction", "corpus.unipen.lines_from_words", "corpus.unipen.line_words_min"}
 
 
@@ -499,6 +512,8 @@ def _check_values(recipe: Recipe, source: str) -> None:
     if recipe.training.tensorboard not in (True, False, "auto"):
         raise RecipeError(source, "training.tensorboard", f"expected true, false or auto, got "
                           f"{recipe.training.tensorboard!r}")
+    if recipe.corpus.dev_share + recipe.corpus.test_share >= 1:
+        raise RecipeError(source, "corpus.test_share", "corpus.dev_share + corpus.test_share must be below 1")
     if not recipe.corpus.path:
         raise RecipeError(source, "corpus.path", "is required (set it in the recipe or with --set corpus.path=DIR)")
     # These name folders lstm-asr writes (exp/<name>, <feature store>/<split>): they must stay inside them.

@@ -43,9 +43,13 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
+from data_prep.arctic import read_lab
+from data_prep.audio_folder import read_transcript
 from data_prep.iam_ondb import read_ink, read_strokes
 from data_prep.inkml import read_inkml
-from data_prep.phones import TIMIT_61
+from data_prep.phones import TIMIT_61, TRAIN_PHONES
+from data_prep.recorded import read_prompts
+from data_prep.speechocean762 import read_text_phone
 from data_prep.sphere import read_sphere
 from data_prep.timit import read_phn, read_txt, read_wrd
 from data_prep.unipen import read_document, read_unipen, segment_ink
@@ -270,6 +274,64 @@ def test_wrd_and_txt_readers(scratch: Path, data: bytes) -> None:
         assert all(b0 <= b1 for (b0, _, _), (b1, _, _) in zip(got, got[1:], strict=False))
     text = parsed_or_own_error(read_txt, write(scratch, "x.txt", data))
     assert text is None or isinstance(text, str)
+
+
+# --- recorded speech corpora: festival prompts, festvox .lab, speechocean762's text-phone ------------------------
+
+
+@st.composite
+def prompt_files(draw: st.DrawFn) -> bytes:
+    """Festival ``( id "text" )`` lines and ``id text`` lines, clean or with drawn ids, quotes and brackets."""
+    clean = draw(st.booleans())
+    lines = []
+    for i in range(draw(st.integers(1 if clean else 0, 8))):
+        pid = f"arctic_a{i:04d}" if clean else draw(st.text(string.printable, max_size=8))
+        text = draw(st.text(string.ascii_letters + " ,.'" + ("" if clean else '"()\\'), min_size=1, max_size=40))
+        lines.append(f'( {pid} "{text}" )' if draw(st.booleans()) else f"{pid}\t{text}")
+    return "\n".join(lines).encode("utf-8" if clean else draw(st.sampled_from(["utf-8", "utf-16"])))
+
+
+@FUZZ
+@given(data=st.one_of(prompt_files(), mutated(prompt_files(), INTERESTING + [b"(", b")", b'"']),
+                      st.binary(max_size=512)))
+def test_prompts_reader(scratch: Path, data: bytes) -> None:
+    got = parsed_or_own_error(read_prompts, write(scratch, "p.data", data))
+    if got is not None:
+        assert got and all(isinstance(k, str) and k and not any(c.isspace() for c in k) for k in got)
+    text = parsed_or_own_error(read_transcript, write(scratch, "t.txt", data))
+    assert text is None or "\n" not in text
+
+
+@st.composite
+def lab_files(draw: st.DrawFn) -> bytes:
+    """festvox label files: an optional header ended by ``#``, then ``<end> 125 <phone>`` lines."""
+    clean = draw(st.booleans())
+    ends = sorted(draw(st.lists(st.floats(0, 30), min_size=1, max_size=12)))
+    phones = st.sampled_from([*TRAIN_PHONES, "pau", "ssil", "brth"]) if clean else st.text(string.printable,
+                                                                                            max_size=5)
+    lines = [f"{e if clean else draw(numberish())} 125 {draw(phones)}" for e in ends]
+    head = draw(st.sampled_from(["", "separator ;\nnfields 1\n#\n", "#\n"]))
+    return (head + "\n".join(lines)).encode()
+
+
+@FUZZ
+@given(data=st.one_of(lab_files(), mutated(lab_files(), INTERESTING + [b"#", b"125"]), st.binary(max_size=512)))
+def test_lab_reader(scratch: Path, data: bytes) -> None:
+    got = parsed_or_own_error(read_lab, write(scratch, "x.lab", data))
+    if got is not None:
+        assert got and all(p in TIMIT_61 for p in got) and any(p != "pau" for p in got)
+
+
+@FUZZ
+@given(data=st.one_of(st.lists(st.tuples(st.text("0123456789.", min_size=1, max_size=12),
+                                         st.lists(st.sampled_from(["W_B", "IY0_E", "AH0_I", "T", "X1_S", "_E"]),
+                                                  max_size=4)), max_size=8)
+                      .map(lambda rows: "".join(f"{k}\t{' '.join(p)}\n" for k, p in rows).encode()),
+                      st.binary(max_size=512)))
+def test_text_phone_reader(scratch: Path, data: bytes) -> None:
+    got = parsed_or_own_error(read_text_phone, write(scratch, "text-phone", data))
+    if got is not None:
+        assert all(words == sorted(words) for words in got.values())
 
 
 # --- pen strokes: IAM-OnDB XML and InkML -------------------------------------------------------------------------

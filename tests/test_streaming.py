@@ -203,6 +203,28 @@ def test_decode_stream_cli_from_a_file_and_from_stdin(chunked_exp, tmp_path) -> 
         assert (b"ended mid-sample" in piped.stderr) == (data == raw + b"\x01")
 
 
+def test_the_stream_verb_is_decode_stream(chunked_exp) -> None:
+    """``lstm-asr stream`` and ``lstm-asr decode --stream`` are two spellings of one command."""
+    exp, wav = chunked_exp
+
+    def updates(*args: str) -> list:
+        done = run_cli(*args, "--json", "--model", str(exp), "--endpoint-seconds", "0", str(wav))
+        assert done.returncode == 0, done.stderr
+        return [{k: v for k, v in json.loads(line).items() if k not in ("latency_ms", "lag_ms")}
+                for line in done.stdout.splitlines()]
+
+    spelled_old = updates("decode", "--stream")
+    assert spelled_old and spelled_old[-1]["type"] == "final"
+    assert updates("stream") == spelled_old
+    raw = (load_audio(wav).numpy() * 32768).round().astype("<i2").tobytes()
+    piped = subprocess.run([sys.executable, "-m", "lstm_asr", "stream", "--model", str(exp), "--endpoint-seconds",
+                            "0", "-"], input=raw, capture_output=True, timeout=300)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.decode().strip() == spelled_old[-1]["text"]
+    done = run_cli("stream", "--realtime", "--model", str(exp), "-")
+    assert done.returncode == 1 and "--realtime paces a file" in done.stderr
+
+
 def test_decode_stream_bad_input_is_one_line(chunked_exp, tmp_path) -> None:
     exp, wav = chunked_exp
     stereo = tmp_path / "stereo44.wav"

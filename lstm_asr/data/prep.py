@@ -53,6 +53,7 @@ class SplitReport:
     reused_shards: int = 0  # shards a previous, interrupted prep finished (lstm_asr/data/prep_shards.py)
     reused_items: int = 0  # the utterances in them (skipped ones included)
     featurized: int = 0  # utterances featurised by this run
+    notes: dict[str, int] = field(default_factory=dict)  # the source's counts that are not skips (SplitItems.notes)
 
     @property
     def hours(self) -> float:
@@ -73,6 +74,8 @@ class SplitReport:
                      f"featurized {self.featurized}")
         if self.repaired:
             head += "; repaired: " + ", ".join(f"{n} x {r}" for r, n in self.repaired.most_common())
+        if self.notes:  # e.g. where a recorded corpus's words got their phones, and its out-of-lexicon words
+            head += "; " + ", ".join(f"{what}: {n}" for what, n in self.notes.items())
         if self.skipped:
             parts = [f"{n} x {r} (e.g. {self.examples[r]})" for r, n in self.skipped.most_common()]
             head += f"; skipped {sum(self.skipped.values())}: " + "; ".join(parts)
@@ -219,7 +222,7 @@ def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenS
     if not items:
         raise LstmAsrError(f"{source.root}: split '{split}' has no usable utterances")
     fp = _fingerprint(items, cfg, tokens.symbols)
-    report = SplitReport(split)
+    report = SplitReport(split, notes=dict(listing.notes))
     if not force and (out / "DONE").exists():
         try:
             done = FeatureSplit(out)
