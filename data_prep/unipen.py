@@ -658,16 +658,20 @@ class UnipenSource(FittedOnTrainingText):
                 if role == self.train_split and not outside_charset(seg.label, self.options.charset)]
 
     def split(self, name: str) -> SplitItems:
-        """``train``/``dev``/``test`` by writer hash, ``site_test`` (the held-out sites), each optionally with
-        ``_en`` or ``_other`` (English / non-English sites only); ``train`` also has the assembled lines when
-        ``lines_from_words`` is set."""
+        """``train``/``dev``/``test`` by writer hash, ``site_test`` (the held-out sites); ``<split>_lines``: only
+        the lines assembled from that split's words (``lines_from_words`` words at most, 4 when it is 0), to see
+        whether a model reads lines with spaces; either optionally ending in ``_en`` or ``_other`` (English /
+        non-English sites only). ``train`` also has the assembled lines when ``lines_from_words`` is set."""
         self._fit()
-        base, _, lang = name.partition("_")
-        if name.startswith("site_test"):
-            base, lang = "site_test", name.removeprefix("site_test").removeprefix("_")
-        if base not in ("train", "dev", "test", "site_test") or lang not in ("", "en", "other"):
-            raise CorpusError(self.root, f"unknown UNIPEN split {name!r} (train, dev, test, site_test, with an "
-                                         "optional _en or _other)")
+        rest, lang = name, ""
+        for suffix in ("_en", "_other"):
+            if rest.endswith(suffix):
+                rest, lang = rest.removesuffix(suffix), suffix[1:]
+        lines_only = rest.endswith("_lines")
+        base = rest.removesuffix("_lines")
+        if base not in ("train", "dev", "test", "site_test"):
+            raise CorpusError(self.root, f"unknown UNIPEN split {name!r} (train, dev, test, site_test; then "
+                                         "optionally _lines; then optionally _en or _other)")
         listing = self.listing()
         items: list[CorpusItem] = []
         skipped = list(listing.skipped)
@@ -685,18 +689,20 @@ class UnipenSource(FittedOnTrainingText):
                 skipped.append((f"{f}#{seg.delineation}", str(exc)))
                 continue
             items.append(CorpusItem(utt, writer, f, labels, part=seg.delineation))
+        if lines_only:
+            return SplitItems(self._lines(chosen, self.options.lines_from_words or 4), skipped)
         if base == "train" and self.options.lines_from_words > 0:
-            items.extend(self._lines(chosen))
+            items.extend(self._lines(chosen, self.options.lines_from_words))
         return SplitItems(items, skipped)
 
-    def _lines(self, rows: list[tuple[str, str, str, Path, Segment, str]]) -> list[CorpusItem]:
+    def _lines(self, rows: list[tuple[str, str, str, Path, Segment, str]], most: int) -> list[CorpusItem]:
         """Lines of ``line_words_min``..``lines_from_words`` consecutive words of one index file (one writer), in
         writing order; the sizes cycle deterministically so every length appears."""
         by_file: dict[Path, list[tuple[str, str, Segment]]] = {}
         for utt, _site, writer, f, seg, _role in rows:
             by_file.setdefault(f, []).append((utt, writer, seg))
         out: list[CorpusItem] = []
-        lo, hi = max(1, self.options.line_words_min), max(1, self.options.lines_from_words)
+        lo, hi = max(1, self.options.line_words_min), max(1, most)
         sizes = list(range(lo, hi + 1)) or [hi]
         for f, words in by_file.items():
             words = [w for w in words if " " not in w[2].label]

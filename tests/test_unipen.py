@@ -215,6 +215,9 @@ def test_train_split_gets_lines_of_one_writer() -> None:
         ink, text = read_unipen(it.path, it.part)
         assert "".join(it.labels).replace("|", " ") == text and ink.num_points > 0
     assert not [it for it in source(lines_from_words=3).split("dev").items if it.part.startswith("line:")]
+    only = source().split("train_lines").items  # lines alone, for scoring a model on lines
+    assert only and all(it.part.startswith("line:") for it in only)
+    assert {it.speaker for it in source().split("train_lines_other").items} <= {"abm/k1"}
 
 
 # --- device-independent features --------------------------------------------------------------------------------------
