@@ -39,6 +39,9 @@ class CorpusItem:
     cell: tuple[str, int] | None = None
     # Which part of a file holding many items the item is (UNIPEN: a segment's components "0-4"), for ``read``.
     part: str | None = None
+    # The word transcript when the reader knows it (its labels may be phones). A multi-corpus recipe compares it,
+    # normalised, across corpora to keep dev/test sentences out of training; "" = compare the labels instead.
+    text: str = ""
 
     def audio_options(self) -> dict:
         """The keyword arguments (beyond the path) a source's ``read`` needs for this item."""

@@ -141,7 +141,7 @@ class TextCorpusSource(FittedOnTrainingText):
                 skipped.append((f"{u.path} ({u.utt_id})" if u.start is not None else u.path, str(exc)))
                 continue
             items.append(CorpusItem(u.utt_id, u.speaker, Path(u.path), labels, u.start, u.end, u.command, u.channels,
-                                    u.cell))
+                                    u.cell, text=u.text))
         return SplitItems(items, skipped)
 
     @staticmethod

@@ -326,7 +326,11 @@ class TimitSource:
             except CorpusError as exc:
                 skipped.append((str(exc.path), exc.problem))
                 continue
-            items.append(CorpusItem(utt.utt_id, utt.speaker, utt.wav, labels))
+            try:  # the sentence, for keeping test sentences out of other corpora's training (multi-corpus)
+                text = read_txt(utt.txt) if utt.txt is not None else ""
+            except CorpusError:
+                text = ""
+            items.append(CorpusItem(utt.utt_id, utt.speaker, utt.wav, labels, text=text))
         return SplitItems(items, skipped)
 
     @staticmethod

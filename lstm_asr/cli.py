@@ -165,7 +165,7 @@ def train(
 ) -> None:
     """Train a BLSTM-CTC model from a recipe; writes checkpoints, metrics.jsonl and results.json."""
     from data_prep.corpora import resolve_units
-    from lstm_asr.recipe import load_recipe
+    from lstm_asr.recipe import load_recipe, primary_corpus
     from lstm_asr.training.train import train as run_train
 
     r = load_recipe(recipe, set_ or [])
@@ -175,13 +175,17 @@ def train(
 
     if not is_main_process():  # under torchrun, rank 0 reports
         return
-    metric = results.get("metric") or ("WER" if resolve_units(r.corpus.type, r.corpus.units) in ("chars", "bpe")
-                                       else "PER")
-    for split in ("dev", "test"):
-        s = results[split]
+    c = primary_corpus(r)
+    metric = results.get("metric") or ("WER" if resolve_units(c.type, c.units) in ("chars", "bpe") else "PER")
+    # One line per split; a multi-corpus recipe's pooled splits, then each corpus's own (results.json "dev_corpora",
+    # "test_corpora").
+    rows = [(split, results[split]) for split in ("dev", "test")]
+    rows += [(f"{split} {name}", s) for split in ("dev", "test") for name, s in results.get(f"{split}_corpora",
+                                                                                             {}).items()]
+    for label, s in rows:
         others = "".join(f", {k.upper()} {s[k.lower()]:.2f}%" for k in ("wer",) if k in s and metric != "WER")
-        print(f"{split} {metric} {s['per']:.2f}% (N={s['ref_tokens']} S={s['sub']} D={s['dele']} I={s['ins']}, "
-              f"{s['utterances']} utterances){others}")
+        print(f"{label} {metric} {s['per']:.2f}% (N={s['ref_tokens']} S={s['sub']} D={s['dele']} "
+              f"I={s['ins']}, {s['utterances']} utterances){others}")
     print(f"scoring: {results['scoring']}")
     print(f"experiment: {exp}")
 
@@ -474,10 +478,18 @@ def evaluate(
     S/D/I, per-utterance alignments, a confusion matrix, per-phone-class rates and report.html.
 
     With --lm/--lexicon (or the recipe's decoding.lm), decodes with flashlight's beam search and the LM."""
+    from lstm_asr.recipe import load_recipe
+    from lstm_asr.recognition.corpora_evaluation import evaluate_corpora
     from lstm_asr.recognition.experiment_evaluation import evaluate_experiment
 
-    for line in evaluate_experiment(exp, split, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
-                                    word_score=word_score):
+    recipe = load_recipe(exp / "recipe.yaml") if (exp / "recipe.yaml").is_file() else None
+    if recipe is not None and recipe.corpora:  # several corpora: a line per corpus, then all of them
+        lines = evaluate_corpora(exp, recipe, split, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
+                                 word_score=word_score)
+    else:
+        lines = evaluate_experiment(exp, split, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
+                                    word_score=word_score)
+    for line in lines:
         print(line)
 
 

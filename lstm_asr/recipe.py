@@ -94,6 +94,21 @@ class CorpusSection:
 
 
 @dataclass
+class CorpusEntry(CorpusSection):
+    """One corpus of a multi-corpus recipe (``corpora:``): a ``corpus:`` section with a name and a sampling weight.
+
+    ``train_split``/``dev_split``/``test_split`` say which of its splits it contributes ("" = none of that kind):
+    training is the union of the training splits, dev (model selection) the union of the dev splits, and each
+    corpus's test split is scored and reported on its own line. ``weight``: the corpus's share of the training
+    utterances drawn per epoch (lstm_asr/data/corpus_mix.py); 0 everywhere = every utterance once per epoch.
+    """
+
+    name: str = ""  # names the corpus in results and its feature store folder (features.store/<name>)
+    weight: float = 0.0
+    store: str = ""  # its feature store, e.g. the one its single-corpus recipe prepared; "" = as the line above says
+
+
+@dataclass
 class FeaturesSection:
     num_mel_bins: int = 40  # Kaldi filterbank (torchaudio.compliance.kaldi.fbank) mel bands
     use_energy: bool = True  # ... plus the log energy
@@ -113,6 +128,10 @@ class FeaturesSection:
     ink_size: bool = True  # scale by the core (x-)height
     ink_pen_up_time: bool = True  # dt of a stroke's first point = time the pen was up (false: 0, for devices
     # that record no pen-up data or time stamps)
+    # Mean/variance normalisation of the model's input (fbank): "global" (training-set statistics, in the model),
+    # "utterance" (each utterance by its own statistics) or "speaker" (by the statistics of all of its speaker's
+    # utterances in its split; a single file decoded without a speaker falls back to its own statistics).
+    normalize: str = "global"
 
 
 @dataclass
@@ -194,6 +213,13 @@ class TrainingSection:
     prediction_lm_lr: float = 1.0e-3  # ... with Adam at this learning rate
     prediction_lm_text: str = ""  # ... on these extra transcripts too (one per line, the model's units)
     joint_budget_mb: float = 1024.0  # memory for the joint network's lattice per step (larger batches in groups)
+    # Start from all weights of a trained experiment (folder or checkpoint; CTC or transducer, the same head): the
+    # token-indexed output weights are rebuilt when the inventories differ (rows of shared tokens copied); an
+    # encoder of another shape is an error. --resume takes precedence (a resumed run is not re-initialised).
+    init_from: str = ""
+    # Drop from training every utterance whose normalised transcript equals that of a dev or test utterance of
+    # any corpus of the recipe (counted): "auto" = on for multi-corpus recipes (corpora:), off for corpus:.
+    exclude_eval_sentences: bool | str = "auto"
 
 
 @dataclass
@@ -239,6 +265,7 @@ class Recipe:
     name: str = ""
     description: str = ""
     corpus: CorpusSection = field(default_factory=CorpusSection)
+    corpora: list[CorpusEntry] = field(default_factory=list)  # several corpora instead of corpus: (union)
     features: FeaturesSection = field(default_factory=FeaturesSection)
     model: ModelSection = field(default_factory=ModelSection)
     training: TrainingSection = field(default_factory=TrainingSection)
@@ -261,6 +288,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "corpus.units": ("", "phones", "chars", "bpe"),
     "corpus.generate.kind": ("timit", "ondb"),
     "features.type": ("fbank", "ink"),
+    "features.normalize": ("global", "utterance", "speaker"),
     "model.init": ("default", "uniform"),
     "model.cell": ("lstm", "peephole", "gru", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr", "lstm1997",
                    "convlstm", "lmu"),
@@ -512,16 +540,96 @@ def _check_values(recipe: Recipe, source: str) -> None:
     if recipe.training.tensorboard not in (True, False, "auto"):
         raise RecipeError(source, "training.tensorboard", f"expected true, false or auto, got "
                           f"{recipe.training.tensorboard!r}")
-    if recipe.corpus.dev_share + recipe.corpus.test_share >= 1:
+    if recipe.training.exclude_eval_sentences not in (True, False, "auto"):
+        raise RecipeError(source, "training.exclude_eval_sentences", f"expected true, false or auto, got "
+                          f"{recipe.training.exclude_eval_sentences!r}")
+    if recipe.training.init_from:
+        for key in ("init_encoder_from", "pretrain_prediction"):
+            if getattr(recipe.training, key):
+                raise RecipeError(source, f"training.{key}", "cannot be combined with training.init_from (which "
+                                  "already gives every weight)")
+    if recipe.features.normalize != "global" and recipe.features.type != "fbank":
+        raise RecipeError(source, "features.normalize", f"{recipe.features.normalize} normalisation is for speech "
+                          f"(features.type fbank), not {recipe.features.type!r}")
+    if recipe.corpora:
+        _check_corpora(recipe, source)
+    elif recipe.corpus.dev_share + recipe.corpus.test_share >= 1:
         raise RecipeError(source, "corpus.test_share", "corpus.dev_share + corpus.test_share must be below 1")
-    if not recipe.corpus.path:
+    elif not recipe.corpus.path:
         raise RecipeError(source, "corpus.path", "is required (set it in the recipe or with --set corpus.path=DIR)")
     # These name folders lstm-asr writes (exp/<name>, <feature store>/<split>): they must stay inside them.
-    for key in ("name", "corpus.train_split", "corpus.dev_split", "corpus.test_split"):
+    keys = ("name",) if recipe.corpora else ("name", "corpus.train_split", "corpus.dev_split", "corpus.test_split")
+    for key in keys:
         value = get(key)
         if (value or key != "name") and (problem := name_problem(value)) is not None:
             raise RecipeError(source, key, f"{_show(value)} {problem}: it names a folder that must stay inside the "
                               "experiments or feature-store folder")
+
+
+def _check_corpora(recipe: Recipe, source: str) -> None:
+    """The ``corpora:`` list of a multi-corpus recipe: named, typed, with paths, and with something to train, select
+    and test on; weights all given or all left out (one-line errors naming ``corpora[i].key``)."""
+    if recipe.corpus != CorpusSection():
+        raise RecipeError(source, "corpus", "give either corpus: (one corpus) or corpora: (several), not both")
+    seen: set[str] = set()
+    for i, e in enumerate(recipe.corpora):
+        where = f"corpora[{i}]"
+        if not e.name:
+            raise RecipeError(source, f"{where}.name", "is required (it names the corpus in the results)")
+        if (problem := name_problem(e.name)) is not None:
+            raise RecipeError(source, f"{where}.name", f"{_show(e.name)} {problem}: it names a feature-store folder")
+        if e.name in seen:
+            raise RecipeError(source, f"{where}.name", f"{e.name!r} is used twice; each corpus needs its own name")
+        seen.add(e.name)
+        for key, allowed in (("type", CHOICES["corpus.type"]), ("units", CHOICES["corpus.units"])):
+            if getattr(e, key) not in allowed:
+                raise RecipeError(source, f"{where}.{key}", f"{getattr(e, key)!r} is not one of {', '.join(allowed)}")
+        if e.generate is not None:
+            if e.generate.kind not in CHOICES["corpus.generate.kind"]:
+                raise RecipeError(source, f"{where}.generate.kind", f"{e.generate.kind!r} is not one of "
+                                  f"{', '.join(CHOICES['corpus.generate.kind'])}")
+            for key in ("minutes", "lines"):
+                if getattr(e.generate, key) <= 0:
+                    raise RecipeError(source, f"{where}.generate.{key}", "must be > 0")
+        if not e.path:
+            raise RecipeError(source, f"{where}.path", "is required")
+        if e.weight < 0:
+            raise RecipeError(source, f"{where}.weight", f"must be >= 0, got {e.weight!r}")
+        if e.dev_share + e.test_share >= 1:
+            raise RecipeError(source, f"{where}.test_share", "dev_share + test_share must be below 1")
+        if e.bpe_vocab_size <= 0:
+            raise RecipeError(source, f"{where}.bpe_vocab_size", "must be > 0")
+        for key in ("train_split", "dev_split", "test_split"):
+            value = getattr(e, key)
+            if value and (problem := name_problem(value)) is not None:
+                raise RecipeError(source, f"{where}.{key}", f"{_show(value)} {problem}: it names a feature-store "
+                                  "folder")
+        if e.weight > 0 and not e.train_split:
+            raise RecipeError(source, f"{where}.weight", "a corpus without train_split is not sampled for training")
+    training = [e for e in recipe.corpora if e.train_split]
+    for key, what in (("train_split", "train on"), ("dev_split", "select the model on"), ("test_split", "test on")):
+        if not any(getattr(e, key) for e in recipe.corpora):
+            raise RecipeError(source, "corpora", f"no corpus gives a {key} to {what}")
+    weighted = [e.weight > 0 for e in training]
+    if any(weighted) and not all(weighted):
+        i = recipe.corpora.index(training[weighted.index(False)])
+        raise RecipeError(source, f"corpora[{i}].weight", "give every training corpus a weight > 0, or none (then "
+                          "each utterance is trained on once per epoch)")
+
+
+def corpora_of(recipe: Recipe) -> list[CorpusEntry]:
+    """The recipe's corpora: its ``corpora:`` list, or its one ``corpus:`` section as an entry named ""."""
+    if recipe.corpora:
+        return list(recipe.corpora)
+    return [CorpusEntry(**dataclasses.asdict(recipe.corpus) | {"generate": recipe.corpus.generate})]
+
+
+def primary_corpus(recipe: Recipe) -> CorpusSection:
+    """The corpus whose type and units a model's checkpoint records (scoring conventions of decoding): the
+    ``corpus:`` section, or the first training corpus of ``corpora:``."""
+    if not recipe.corpora:
+        return recipe.corpus
+    return next(e for e in recipe.corpora if e.train_split)
 
 
 def _check_augment(a: AugmentSection, source: str) -> None:

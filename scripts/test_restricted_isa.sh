@@ -10,4 +10,4 @@ export ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=default
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@" \
   tests/test_devices.py tests/test_cells.py tests/test_model.py tests/test_convlstm.py tests/test_lmu.py \
   tests/test_frame_rate.py tests/test_export.py tests/test_export_kinds.py tests/test_streaming.py \
-  tests/test_transducer.py tests/test_lm_decode.py
+  tests/test_transducer.py tests/test_long_decode.py tests/test_lm_decode.py

@@ -37,6 +37,13 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+def same_threads() -> list[str]:
+    """``--threads N`` for a ``decode`` run whose numbers a test compares exactly with its own: this process's torch
+    thread count. The CLI's default is the machine's core count, and a CPU kernel may share a sum between threads
+    by their number, which rounds differently (not observed at 1 and 2 threads, but not promised either)."""
+    return ["--threads", str(torch.get_num_threads())]
+
+
 def padded_batch(input_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Three float64 utterances of 9, 4 and 6 frames in one padded batch, with garbage (+-1e3) in the padding."""
     x = torch.randn(3, 9, input_dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))

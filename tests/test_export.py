@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli, write_recipe
+from conftest import run_cli, same_threads, write_recipe
 from fake_text_corpus import make_kaldi_data, make_librispeech
 
 from data_prep.audio import load_audio
@@ -93,7 +93,7 @@ def test_exported_model_decodes_identically_without_the_experiment(libri_exp, tm
     assert torch.equal(exported.log_probs(load_audio(wav)), exp_rec.log_probs(load_audio(wav)))
     for beam in (1, 4):
         assert exported.transcribe(wav, beam=beam).to_dict() == exp_rec.transcribe(wav, beam=beam).to_dict()
-    a = run_cli("decode", "--model", str(model), "--json", str(wav))
+    a = run_cli("decode", "--model", str(model), "--json", *same_threads(), str(wav))
     assert a.returncode == 0 and "error" not in a.stderr
     expected = exp_rec.transcribe(wav).to_dict()
     got = json.loads(a.stdout)

@@ -31,7 +31,6 @@ import string
 import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import fields, is_dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,9 @@ from lstm_asr.path_names import name_problem
 from lstm_asr.recipe import Recipe, dump_recipe, load_recipe
 
 # No explain phase: it traces every line executed, which makes PyYAML's deep-recursion errors take minutes.
-_COMMON = {"deadline": timedelta(seconds=5), "database": None, "print_blob": True,
+# No per-example deadline either: hypothesis fails a test whose example ran over it once but not when re-run
+# ("Unreliable test timings"), which a busy 2-core machine provokes; a hang is caught by HANG_SECONDS below.
+_COMMON = {"deadline": None, "database": None, "print_blob": True,
            "phases": [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]}
 settings.register_profile("ci", max_examples=150, derandomize=True, **_COMMON)

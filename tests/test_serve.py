@@ -128,11 +128,15 @@ def test_bad_clients_are_closed_and_others_served(tone_exp) -> None:
         fast = _client(server.url)
         fast.send(json.dumps({"type": "start"}))
         second = np.zeros(16000, dtype="<i2").tobytes()
-        with pytest.raises(websockets.exceptions.ConnectionClosed):
-            for _ in range(20):  # 20 s of audio at once: far beyond 1 s of burst
-                fast.send(second[:32000])
+        # 20 s of audio at once: far beyond 1 s of burst. When the server's close arrives depends on how soon its
+        # thread runs (a send may fail, or all 20 may go out first on a busy machine); the close and its reason do not.
+        try:
+            for _ in range(20):
+                fast.send(second)
                 time.sleep(0.01)
-            _closed_with(fast, 1008)
+        except websockets.exceptions.ConnectionClosed:
+            pass
+        assert "faster than 2x real time" in _closed_with(fast, 1008)
         # The good client, left waiting meanwhile, is still served: its file decodes as decode says.
         for piece in pieces:
             good.send(piece)

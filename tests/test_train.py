@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
-from conftest import run_cli, write_recipe
+from conftest import run_cli, same_threads, write_recipe
 from fake_timit import make_fake_timit
 
 from data_prep.sphere import read_sphere
@@ -75,7 +75,7 @@ def test_decode_cli_on_wav_at_other_rate_and_channels(trained_exp: Path, tiny_co
     for beam in (1, 8):
         best = Searcher(rec.tokens, SearchConfig.for_experiment(trained_exp, beam=beam))(
             lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0][0]
-        res = run_cli("decode", "--model", str(trained_exp), "--beam", str(beam), "--json", str(other))
+        res = run_cli("decode", "--model", str(trained_exp), "--beam", str(beam), "--json", *same_threads(), str(other))
         assert res.returncode == 0, res.stderr
         out = json.loads(res.stdout.strip().splitlines()[-1])
         assert [t["token"] for t in out["tokens"]] == [rec.tokens[i] for i in best.tokens] and best.tokens
@@ -201,7 +201,7 @@ def test_decode_cli_uses_every_output_frame_of_a_frame_stacking_model(tiny_corpu
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_corpus, tmp_path / "feats"))
     save_checkpoint(model_checkpoint(model, recipe, tokens), tmp_path / "exp" / "best.pt")
     wav = sorted(tiny_corpus.glob("TRAIN/*/*/SX*.WAV"))[0]
-    res = run_cli("decode", "--model", str(tmp_path / "exp"), "--json", str(wav))
+    res = run_cli("decode", "--model", str(tmp_path / "exp"), "--json", *same_threads(), str(wav))
     assert res.returncode == 0, res.stderr
     got = [t["token"] for t in json.loads(res.stdout.strip().splitlines()[-1])["tokens"]]
     rec = Recognizer.load(tmp_path / "exp")

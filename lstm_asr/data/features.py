@@ -7,7 +7,7 @@ the model so decoding normalises exactly as training did).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torchaudio.compliance.kaldi as kaldi
@@ -27,6 +27,10 @@ class FeatureConfig:
     frame_length_ms: float = 25.0
     frame_shift_ms: float = 10.0
     dither: float = 0.0  # Kaldi dithers by default; 0 makes features deterministic, which prep relies on
+    # The recipe's features.normalize. "utterance" and "speaker": compute_features (used on single files, with no
+    # speaker known) normalises by the utterance's own statistics; prep stores raw features (:meth:`raw`) and the
+    # prepared splits are normalised as they are read (lstm_asr/data/split_views.py).
+    normalize: str = "global"
 
     @property
     def dim(self) -> int:
@@ -34,7 +38,14 @@ class FeatureConfig:
         return (self.num_mel_bins + int(self.use_energy)) * (self.deltas + 1)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["normalize"] == "global":  # so stores and checkpoints from before the key are exactly as they were
+            del d["normalize"]
+        return d
+
+    def raw(self) -> FeatureConfig:
+        """The same features without input normalisation: what prep stores."""
+        return replace(self, normalize="global")
 
     def num_frames(self, num_samples: int) -> int:
         """Frames Kaldi's framing (snip_edges=True) makes from ``num_samples`` samples."""
@@ -76,8 +87,23 @@ def add_deltas(feats: torch.Tensor, order: int) -> torch.Tensor:
 
 
 def compute_features(waveform: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
-    """Un-normalised features of a 1-D waveform at ``config.sample_rate``: (frames, config.dim) float32."""
-    return add_deltas(fbank(waveform, config), config.deltas).contiguous()
+    """Features of a 1-D waveform at ``config.sample_rate``: (frames, config.dim) float32; un-normalised, except
+    with ``config.normalize`` utterance or speaker: then by the utterance's own mean and variance (a single file
+    has no speaker, so per-speaker normalisation falls back to the utterance's statistics)."""
+    feats = add_deltas(fbank(waveform, config), config.deltas).contiguous()
+    return utterance_cmvn(feats) if config.normalize != "global" else feats
+
+
+VARIANCE_FLOOR = 1e-8
+
+
+def utterance_cmvn(feats: torch.Tensor) -> torch.Tensor:
+    """(T, D) features with zero mean and unit variance per dimension over their own frames (float64 statistics;
+    a constant dimension's variance is floored at :data:`VARIANCE_FLOOR`, as the model's :class:`Normalizer` does)."""
+    x = feats.double()
+    mean = x.mean(0)
+    var = (x * x).mean(0) - mean * mean
+    return ((x - mean) * var.clamp_min(VARIANCE_FLOOR).rsqrt()).to(feats.dtype)
 
 
 class Normalizer(torch.nn.Module):

@@ -15,6 +15,7 @@ import torchaudio.functional as AF
 from torch import nn
 
 from lstm_asr.data.features import FeatureConfig
+from lstm_asr.errors import LstmAsrError
 
 _EPS = float(torch.finfo(torch.float32).eps)  # torchaudio's floor before every log
 
@@ -32,6 +33,7 @@ class ScriptableFbank(nn.Module):
         self.use_energy = cfg.use_energy
         self.deltas = cfg.deltas
         self.eps = _EPS
+        self.utterance_cmvn = cfg.normalize != "global"  # features.normalize utterance/speaker: as compute_features
         window = torch.hann_window(self.window_size, periodic=False).pow(0.85)  # float32, as torchaudio
         self.register_buffer("window", window)
         mel, _ = kaldi.get_mel_banks(cfg.num_mel_bins, self.padded, float(cfg.sample_rate), 20.0, 0.0, 100.0,
@@ -40,7 +42,13 @@ class ScriptableFbank(nn.Module):
         self.register_buffer("mel_t", mel.T.contiguous())
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        return self.with_deltas(self.static(waveform))
+        feats = self.with_deltas(self.static(waveform))
+        if self.utterance_cmvn:  # the utterance's own statistics, as lstm_asr.data.features.utterance_cmvn
+            x = feats.double()
+            mean = x.mean(0)
+            var = (x * x).mean(0) - mean * mean
+            feats = ((x - mean) * var.clamp_min(1e-8).rsqrt()).float()
+        return feats
 
     @torch.jit.export
     def static(self, waveform: torch.Tensor) -> torch.Tensor:
@@ -82,6 +90,9 @@ class StreamingFbank(nn.Module):
 
     def __init__(self, cfg: FeatureConfig) -> None:
         super().__init__()
+        if cfg.normalize != "global":
+            raise LstmAsrError(f"a model trained with features.normalize: {cfg.normalize} cannot stream: its input "
+                               "statistics need the whole utterance (decode whole files, or train with global)")
         self.fbank = ScriptableFbank(cfg)
         self.context = 2 * cfg.deltas
         self.static_dim = cfg.num_mel_bins + int(cfg.use_energy)

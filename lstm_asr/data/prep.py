@@ -26,6 +26,7 @@ from data_prep.audio import resampled
 from data_prep.corpora import open_source
 from data_prep.ink import Ink
 from data_prep.sources import CorpusItem, RawInput, Waveform
+from lstm_asr.atomic_file import write_atomically
 from lstm_asr.data.ctc_feasibility import ctc_min_frames
 from lstm_asr.data.feature_store import FeatureSplit, SplitWriter
 from lstm_asr.data.features import FeatureConfig, compute_features
@@ -33,7 +34,7 @@ from lstm_asr.data.ink_features import InkFeatureConfig, featurize_ink
 from lstm_asr.data.prep_shards import DEFAULT_SHARD_SIZE, Shard, ShardStore
 from lstm_asr.data.tokens import TokenSet
 from lstm_asr.errors import CorpusError, LstmAsrError
-from lstm_asr.recipe import Recipe
+from lstm_asr.recipe import CorpusSection, Recipe, corpora_of, primary_corpus
 
 PREP_VERSION = 1
 
@@ -89,21 +90,40 @@ def feature_config(recipe: Recipe) -> FeatureConfig:
                                 resolution=f.ink_resolution, arc_weighted=f.ink_arc_weighted, size=f.ink_size,
                                 pen_up_time=f.ink_pen_up_time)
     return FeatureConfig(num_mel_bins=f.num_mel_bins, use_energy=f.use_energy, deltas=f.deltas,
-                         frame_length_ms=f.frame_length_ms, frame_shift_ms=f.frame_shift_ms)
+                         frame_length_ms=f.frame_length_ms, frame_shift_ms=f.frame_shift_ms, normalize=f.normalize)
 
 
 def store_dir(recipe: Recipe) -> Path:
-    """Where the recipe's prepared features live (``features.store``, else beside the corpus)."""
+    """Where the recipe's prepared features live (``features.store``, else beside the corpus). A multi-corpus
+    recipe keeps one store per corpus (:func:`corpus_store_dir`); this is then ``features.store`` (or the first
+    corpus's)."""
     if recipe.features.store:
         return Path(recipe.features.store)
-    corpus = Path(recipe.corpus.path)
-    return corpus.parent / f"{corpus.name}_features"
+    return corpus_store_dir(recipe, primary_corpus(recipe))
+
+
+def corpus_store_dir(recipe: Recipe, corpus: CorpusSection) -> Path:
+    """The feature store of one corpus of the recipe: beside the corpus folder (``<path>_features``, the store a
+    single-corpus recipe of it uses too), or ``features.store/<name>`` in a multi-corpus recipe that sets it; an
+    entry's own ``store`` first."""
+    if getattr(corpus, "store", ""):
+        return Path(corpus.store)
+    if recipe.features.store:
+        name = getattr(corpus, "name", "")
+        return Path(recipe.features.store) / name if recipe.corpora and name else Path(recipe.features.store)
+    path = Path(corpus.path)
+    return path.parent / f"{path.name}_features"
 
 
 def ensure_corpus(recipe: Recipe, progress: bool = True) -> Path:
     """Return the corpus folder, generating it first when the recipe says how and it is missing."""
-    root = Path(recipe.corpus.path)
-    gen = recipe.corpus.generate
+    return ensure_corpus_folder(recipe.corpus, progress)
+
+
+def ensure_corpus_folder(corpus: CorpusSection, progress: bool = True) -> Path:
+    """The folder of one corpus section, generated first when its ``generate`` says how and it is missing."""
+    root = Path(corpus.path)
+    gen = corpus.generate
     if gen is None:
         return root
     if gen.kind == "ondb":
@@ -221,12 +241,14 @@ def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenS
     items = listing.items
     if not items:
         raise LstmAsrError(f"{source.root}: split '{split}' has no usable utterances")
+    cfg = cfg.raw() if isinstance(cfg, FeatureConfig) else cfg  # the store holds un-normalised features
     fp = _fingerprint(items, cfg, tokens.symbols)
     report = SplitReport(split, notes=dict(listing.notes))
     if not force and (out / "DONE").exists():
         try:
             done = FeatureSplit(out)
             if done.index.get("fingerprint") == fp:
+                _add_texts(done, items)
                 report.utterances, report.frames = len(done), int(done.num_frames.sum())
                 report.speakers = len(set(done.speakers))
                 report.skipped.update(done.index.get("skipped", {}))
@@ -290,46 +312,74 @@ def prep_split(source, split: str, out: Path, cfg: FeatureConfig, tokens: TokenS
     report.speakers = len(set(writer.speakers))
     if report.utterances == 0:
         raise LstmAsrError(f"{source.root}: no utterance of split '{split}' could be prepared ({report.summary()})")
+    texts = {it.utt_id: it.text for it in items if it.text}
     writer.close({"fingerprint": fp, "tokens": tokens.symbols, "features": cfg.to_dict(),
                   "skipped": dict(report.skipped), "skip_examples": report.examples,
-                  "repaired": dict(report.repaired)})
+                  "repaired": dict(report.repaired),
+                  **({"texts": [texts.get(u, "") for u in writer.ids]} if texts else {})})
     shards.clear()
     return report
 
 
+def _add_texts(done: FeatureSplit, items: list[CorpusItem]) -> None:
+    """Give an up-to-date split stored before its reader gave word transcripts the texts (index.json only)."""
+    texts = {it.utt_id: it.text for it in items if it.text}
+    if not texts or "texts" in done.index:
+        return
+    done.index["texts"] = [texts.get(u, "") for u in done.ids]
+    index = json.dumps(done.index).encode()
+    try:  # best effort: a read-only store stays as it is (the sentence rule then compares labels)
+        write_atomically(done.folder / "index.json", lambda f: f.write(index))
+    except OSError:
+        pass
+
+
 def prep(recipe: Recipe, force: bool = False, jobs: int | None = None, show_progress: bool = True,
          shard_size: int = DEFAULT_SHARD_SIZE) -> list[SplitReport]:
-    """Prepare the train, dev and test splits a recipe names (generating the corpus first if it says so).
+    """Prepare the train, dev and test splits a recipe names (generating the corpus first if it says so); for a
+    multi-corpus recipe, those of every corpus, each in its own store (reports named ``<corpus>/<split>``).
 
     Resumable: finished work is kept in shards of ``shard_size`` utterances (see :func:`prep_split`).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    root = ensure_corpus(recipe, progress=show_progress)
-    source = open_source(recipe.corpus.type, root, recipe.corpus)
     cfg = feature_config(recipe)
-    tokens = TokenSet(source.tokens())
-    out = store_dir(recipe)
-    out.mkdir(parents=True, exist_ok=True)
     jobs = jobs or os.cpu_count() or 1
     reports = []
-    splits = dict.fromkeys([recipe.corpus.train_split, recipe.corpus.dev_split, recipe.corpus.test_split])
     with Progress(TextColumn("prep {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   disable=not show_progress) as bar:
-        for split in splits:
-            task = bar.add_task(split, total=None)
-            report = prep_split(source, split, out / split, cfg, tokens, jobs=jobs, force=force,
-                                progress=lambda t=task: bar.advance(t), shard_size=shard_size)
-            done = report.utterances + sum(report.skipped.values())
-            bar.update(task, total=done, completed=done)
-            reports.append(report)
+        for corpus in corpora_of(recipe):
+            root = ensure_corpus_folder(corpus, progress=show_progress)
+            source = open_source(corpus.type, root, corpus)
+            tokens = TokenSet(source.tokens())
+            out = corpus_store_dir(recipe, corpus)
+            out.mkdir(parents=True, exist_ok=True)
+            splits = dict.fromkeys(s for s in (corpus.train_split, corpus.dev_split, corpus.test_split) if s)
+            for split in splits:
+                label = f"{corpus.name}/{split}" if corpus.name else split
+                task = bar.add_task(label, total=None)
+                report = prep_split(source, split, out / split, cfg, tokens, jobs=jobs, force=force,
+                                    progress=lambda t=task: bar.advance(t), shard_size=shard_size)
+                report.split = label
+                done = report.utterances + sum(report.skipped.values())
+                bar.update(task, total=done, completed=done)
+                reports.append(report)
     return reports
 
 
 def load_splits(recipe: Recipe, show_progress: bool = True) -> dict[str, FeatureSplit]:
-    """Run prep where needed (missing or stale) and open the prepared splits."""
+    """Run prep where needed (missing or stale) and open the prepared splits, normalised as ``features.normalize``
+    says (:mod:`lstm_asr.data.split_views`). A multi-corpus recipe's are named ``<corpus>/<split>``."""
+    from lstm_asr.data.split_views import normalized
+
     reports = prep(recipe, show_progress=show_progress)
     for r in reports:
         print(r.summary())
-    out = store_dir(recipe)
-    return {r.split: FeatureSplit(out / r.split) for r in reports}
+    out: dict[str, FeatureSplit] = {}
+    for corpus in corpora_of(recipe):
+        for split in (corpus.train_split, corpus.dev_split, corpus.test_split):
+            if split:
+                label = f"{corpus.name}/{split}" if corpus.name else split
+                out[label] = normalized(FeatureSplit(corpus_store_dir(recipe, corpus) / split),
+                                        recipe.features.normalize)
+    return out

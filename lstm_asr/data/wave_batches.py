@@ -29,8 +29,9 @@ from lstm_asr.data.augment import AugmentConfig, Augmenter
 from lstm_asr.data.ctc_feasibility import ctc_min_frames_all
 from lstm_asr.data.feature_store import FeatureSplit
 from lstm_asr.data.features import FeatureConfig, compute_features
+from lstm_asr.data.split_views import ConcatSplit
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.recipe import Recipe
+from lstm_asr.recipe import CorpusSection, Recipe, primary_corpus
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -83,7 +84,9 @@ class AugmentedBatches:
             if out < self.min_frames[i]:  # too short for its labels at this speed: keep its own speed, count it
                 self.skipped["speed perturbation would make it CTC-infeasible"] += 1
                 factor = 1.0
-        return compute_features(self.augmenter(wave, rng, factor), self.features)
+        feats = compute_features(self.augmenter(wave, rng, factor), self.features)
+        post = getattr(self.split, "normalized", None)  # features.normalize utterance/speaker (split_views.py)
+        return torch.from_numpy(np.asarray(post(i, feats))) if post is not None else feats
 
     def batch(self, indices: np.ndarray, epoch: int) -> Batch:
         feats = [self.utterance(int(i), epoch) for i in indices]  # one feature pass per utterance, not per frame
@@ -97,11 +100,17 @@ class AugmentedBatches:
 
 def split_reader(recipe: Recipe, split: FeatureSplit, split_name: str, rate: int) -> Callable[[int], torch.Tensor]:
     """A function from an utterance index of the prepared ``split`` to its waveform, read from the corpus."""
-    source = open_source(recipe.corpus.type, Path(recipe.corpus.path), recipe.corpus)
+    return corpus_reader(recipe.corpus, split, split_name, rate)
+
+
+def corpus_reader(corpus: CorpusSection, split: FeatureSplit, split_name: str,
+                  rate: int) -> Callable[[int], torch.Tensor]:
+    """:func:`split_reader` for one corpus section (of ``corpus:`` or ``corpora:``)."""
+    source = open_source(corpus.type, Path(corpus.path), corpus)
     items = {it.utt_id: it for it in source.split(split_name).items}
     missing = [u for u in split.ids if u not in items]
     if missing:
-        raise LstmAsrError(f"{recipe.corpus.path}: {len(missing)} prepared utterances (e.g. {missing[0]}) are no "
+        raise LstmAsrError(f"{corpus.path}: {len(missing)} prepared utterances (e.g. {missing[0]}) are no "
                            "longer in the corpus; run 'lstm-asr prep --force'")
     ordered = [items[u] for u in split.ids]
     read = type(source).read
@@ -123,7 +132,16 @@ def training_batches(recipe: Recipe, split: FeatureSplit, features: FeatureConfi
     if not cfg.active:
         return StoredBatches(split)
     if recipe.features.type != "fbank":
-        raise LstmAsrError(f"{recipe.corpus.path}: the augment section needs speech (features.type fbank)")
+        raise LstmAsrError(f"{primary_corpus(recipe).path}: the augment section needs speech (features.type fbank)")
     augmenter = Augmenter(cfg, features.sample_rate, cache_dir)
-    read = split_reader(recipe, split, recipe.corpus.train_split, features.sample_rate)
-    return AugmentedBatches(split, read, features, augmenter, recipe.training.seed, output_lengths)
+    if isinstance(split, ConcatSplit):  # several corpora: each utterance read from its own
+        by_name = {c.name: c for c in recipe.corpora}
+        readers = [corpus_reader(by_name[n], part, by_name[n].train_split, features.sample_rate)
+                   for n, part in zip(split.names, split.parts, strict=True)]
+
+        def read(i: int) -> torch.Tensor:
+            return readers[split.part[i]](int(split.local[i]))
+    else:
+        read = split_reader(recipe, split, recipe.corpus.train_split, features.sample_rate)
+    # Features of the augmented audio, normalised as the split's own (utterance/speaker: split.normalized).
+    return AugmentedBatches(split, read, features.raw(), augmenter, recipe.training.seed, output_lengths)

@@ -26,22 +26,25 @@ import torch
 
 from data_prep.corpora import resolve_units, score_units_for
 from lstm_asr.data.batching import bucket_batches
+from lstm_asr.data.corpus_mix import load_training_data
 from lstm_asr.data.feature_store import FeatureSplit
 from lstm_asr.data.features import Normalizer
-from lstm_asr.data.prep import feature_config, load_splits, store_dir
+from lstm_asr.data.prep import feature_config, store_dir
+from lstm_asr.data.split_views import frame_blocks
 from lstm_asr.data.wave_batches import training_batches
 from lstm_asr.errors import LstmAsrError, reporting_write_errors
 from lstm_asr.nn.checkpoint import load_checkpoint, save_checkpoint
 from lstm_asr.nn.kernel_support import check_precision
 from lstm_asr.nn.model import BLSTMEncoder, ModelConfig
 from lstm_asr.nn.networks import is_transducer, network_for
-from lstm_asr.recipe import Recipe, TrainingSection, dump_recipe
+from lstm_asr.recipe import Recipe, TrainingSection, dump_recipe, primary_corpus
 from lstm_asr.recognition.split_decode import decode_split
 from lstm_asr.scoring.error_rates import extra_rates, metric_name
 from lstm_asr.scoring.evaluate import CONVENTIONS, per_speaker, score_split, write_decode_dir
 from lstm_asr.training.averaging import keep_epoch, score_averaged
 from lstm_asr.training.devices import MixedPrecision
 from lstm_asr.training.distributed import Distributed, NullWriter, distributed_session
+from lstm_asr.training.init_from import init_from
 from lstm_asr.training.objective import batch_loss, trainable_mask
 from lstm_asr.training.pretraining import init_encoder_from, lm_sentences, pretrain_prediction, read_lm_text
 from lstm_asr.training.regularizers import spec_mask, weight_noise
@@ -57,15 +60,17 @@ def seed_everything(seed: int) -> None:
 
 
 def normalizer_from(split: FeatureSplit, chunk: int = 200_000) -> Normalizer:
-    """Mean/variance of the training features, accumulated in float64 chunks (bounded memory)."""
-    feats = split.all_feats()
-    total = torch.zeros(feats.shape[1], dtype=torch.float64)
+    """Mean/variance of the training features, accumulated in float64 chunks (bounded memory); every corpus's
+    frames of a multi-corpus recipe, each counted once."""
+    total = torch.zeros(split.dim, dtype=torch.float64)
     total_sq = torch.zeros_like(total)
-    for start in range(0, feats.shape[0], chunk):
-        block = torch.from_numpy(np.asarray(feats[start : start + chunk], dtype=np.float64))
-        total += block.sum(0)
-        total_sq += (block * block).sum(0)
-    return Normalizer.from_stats(feats.shape[0], total, total_sq)
+    count = 0
+    for block in frame_blocks(split, chunk):
+        b = torch.from_numpy(block)
+        total += b.sum(0)
+        total_sq += (b * b).sum(0)
+        count += b.shape[0]
+    return Normalizer.from_stats(count, total, total_sq)
 
 
 def build_model(recipe: Recipe, input_dim: int, num_classes: int) -> BLSTMEncoder:
@@ -102,7 +107,7 @@ def model_checkpoint(model: BLSTMEncoder, recipe: Recipe, tokens: list[str], **e
         "model_config": asdict(model.config),
         "features": feature_config(recipe).to_dict(),
         "tokens": tokens,
-        "corpus_type": recipe.corpus.type,
+        "corpus_type": primary_corpus(recipe).type,
         "recipe": recipe.to_dict(),
         "state_dict": model.state_dict(),
         **extra,
@@ -196,10 +201,11 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
     amp = MixedPrecision(t.precision, device)
     torch.set_num_threads(t.threads or dist.default_threads())
     seed_everything(t.seed)
-    c = recipe.corpus
-    splits = dist.main_first(lambda: load_splits(recipe, show_progress=show_progress))  # rank 0 preps, once
-    train_split, dev_split, test_split = splits[c.train_split], splits[c.dev_split], splits[c.test_split]
-    tokens = train_split.index["tokens"]
+    c = primary_corpus(recipe)  # a multi-corpus recipe: the first training corpus (scoring of the pooled splits)
+    # Rank 0 preps, once. One corpus, or the union of a corpora: list (lstm_asr/data/corpus_mix.py).
+    data = dist.main_first(lambda: load_training_data(recipe, show_progress=show_progress))
+    train_split, dev_split, test_split = data.train, data.dev, data.test
+    tokens = data.tokens
     score_units = score_units_for(c.type, c.units)
     metric = metric_name(c.type, c.units)  # PER for phones, CER for handwriting (lstm_asr/scoring/error_rates.py)
 
@@ -211,7 +217,8 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
                 set_aside_previous_run(out)
     log = MetricsLog(out / "metrics.jsonl", t.tensorboard, metric) if dist.is_main else NullWriter()
     model = build_model(recipe, train_split.dim, len(tokens))
-    model.normalizer.load_state_dict(normalizer_from(train_split).state_dict())
+    if recipe.features.normalize == "global":  # else the splits come normalised, and the model's stays identity
+        model.normalizer.load_state_dict(normalizer_from(train_split).state_dict())
     model.to(device)
     check_precision(model, t.precision, device)  # a one-line error where this CPU/GPU lacks the kernels
     optimizer = build_optimizer(recipe, model)
@@ -236,8 +243,15 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
             state.done = False
             print(f"continuing: the run had used its time budget ({state.elapsed / 60:.1f} minutes); "
                   f"training.max_minutes is now {t.max_minutes:g}" + (" (no limit)" if t.max_minutes <= 0 else ""))
-    elif resume:
+    elif resume and not t.init_from:
         print(f"no {last_path} yet: starting from scratch")
+    if ckpt is None and t.init_from:  # --resume with a last.pt continues it instead: never initialised twice
+        state.pretraining = {"init_from": dist.from_main(lambda: init_from(model, t.init_from,
+                                                                            feature_config(recipe).to_dict(),
+                                                                            tokens))}
+        done = state.pretraining["init_from"]
+        print(f"initialised from {done['from']} (epoch {done['epoch']}, dev {done['dev_per']}%); output layer "
+              f"{done['output']}")
     if dist.is_main:
         with reporting_write_errors(out / "recipe.yaml", "the recipe as run"):
             (out / "recipe.yaml").write_text(dump_recipe(recipe))
@@ -255,13 +269,21 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
           f"{len(tokens)} outputs; train {len(train_split)} utterances, {train_split.num_frames.sum()} frames")
     # Frame-rate reduction (model.stack_frames/subsample/pyramid) can leave too few frames for an utterance's
     # labels: those are skipped, and counted, here (prep checked the full frame rate).
-    trainable = np.flatnonzero(trainable_mask(model, train_split))
+    feasible = trainable_mask(model, train_split)
+    trainable = np.flatnonzero(feasible & data.keep_mask())
+    if data.excluded is not None and data.excluded.any():
+        counts = ", ".join(f"{n or 'train'}: {k}" for n, k in data.excluded_counts.items() if k)
+        print(f"excluded {int(data.excluded.sum())} training utterances whose sentence is in a dev or test split "
+              f"({counts})")
+        if not trainable.size:
+            raise LstmAsrError(f"{train_split.folder}: every training utterance's sentence is also a dev or test "
+                               "sentence (training.exclude_eval_sentences)")
     head, why = ("transducer", "no output frame") if is_transducer(model) else ("CTC", "more labels than output frames")
-    if len(trainable) < len(train_split):
-        if len(trainable) == 0:
+    if feasible.sum() < len(train_split):
+        if not feasible.any():
             raise LstmAsrError(f"{train_split.folder}: no training utterance keeps enough frames for {head} at 1/"
                                f"{model.frame_reduction} of the frame rate (reduce model.subsample or model.pyramid)")
-        print(f"skipped {len(train_split) - len(trainable)} of {len(train_split)} training utterances: "
+        print(f"skipped {len(train_split) - int(feasible.sum())} of {len(train_split)} training utterances: "
               f"{head}-infeasible at 1/{model.frame_reduction} of the frame rate ({why})")
 
     # Stored features, or features computed from augmented audio when the recipe's augment section is on.
@@ -289,9 +311,10 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
         while not state.done:
             epoch = state.epoch
             set_lr(optimizer, state.lr)
-            batches = dist.shard([trainable[b] for b in bucket_batches(train_split.num_frames[trainable],
-                                                                       t.max_frames, t.max_batch, seed=t.seed,
-                                                                       epoch=epoch)])  # this process's share
+            # The epoch's utterances: each trainable one once, or drawn by the corpora's weights.
+            drawn = data.epoch_indices(trainable, t.seed, epoch)
+            batches = dist.shard([drawn[b] for b in bucket_batches(train_split.num_frames[drawn], t.max_frames,
+                                                                   t.max_batch, seed=t.seed, epoch=epoch)])
             task = bar.add_task("train", total=len(batches), completed=state.step, epoch=epoch, loss=float("nan"),
                                 fps=0.0)
             model.train()
@@ -410,25 +433,41 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
     best = load_checkpoint(out / "best.pt")
     model.load_state_dict(best["state_dict"])
     results: dict[str, Any] = {
-        "recipe": recipe.name, "corpus": str(recipe.corpus.path), "corpus_type": c.type,
+        "recipe": recipe.name, "corpus": str(c.path), "corpus_type": c.type,
         "scoring": CONVENTIONS.get(c.type, "exact symbols"), "parameters": params,
         "epochs": epoch, "best_epoch": best_epoch, "train_minutes": round(train_minutes, 2),
         "skipped_steps": skipped_steps, "decoding": "greedy", "metric": metric, "head": model.config.head,
     }
     if state.pretraining:
         results["pretraining"] = state.pretraining
-    for name, split in (("dev", dev_split), ("test", test_split)):
+    if data.excluded is not None:
+        results["excluded_eval_sentences"] = data.excluded_counts
+    scored = [("dev", dev_split, c, score_units, out / "decode_dev"), ("test", test_split, c, score_units,
+                                                                       out / "decode_test")]
+    if data.multi:  # each corpus's own dev and test split, with its own scoring convention
+        results["corpora"] = [{"name": x.entry.name, "type": x.entry.type, "path": x.entry.path,
+                               "weight": x.entry.weight, "train_utterances": len(x.train) if x.train else 0}
+                              for x in data.corpora]
+        for role, by_name in (("dev", data.devs), ("test", data.tests)):
+            for name, split in by_name.items():
+                entry = next(x.entry for x in data.corpora if x.entry.name == name)
+                scored.append((f"{role}_corpora.{name}", split, entry, data.score_units[name],
+                               out / f"decode_{role}_{name}"))
+    for key, split, corpus, units, folder in scored:
         hyp_ids = decode_split(model, split)
-        score = score_split(split, hyp_ids, tokens, score_units)
-        write_decode_dir(out / f"decode_{name}", split, score, {"split": name, "decoding": "greedy",
-                                                               "units": resolve_units(c.type, c.units),
-                                                               "metric": metric})
-        results[name] = {"per": round(score.counts.rate * 100, 2), **score.to_dict(),
-                         "per_speaker": per_speaker(split, score)}
-        extra = extra_rates(c.type, split, hyp_ids, tokens)
+        score = score_split(split, hyp_ids, tokens, units)
+        write_decode_dir(folder, split, score, {"split": key.split(".")[-1], "decoding": "greedy",
+                                                "units": resolve_units(corpus.type, corpus.units), "metric": metric})
+        entry = {"per": round(score.counts.rate * 100, 2), **score.to_dict(), "per_speaker": per_speaker(split, score)}
+        extra = extra_rates(corpus.type, split, hyp_ids, tokens)
         if extra:  # "per" stays the main rate's key; the rates are also under their own names (cer, wer)
-            results[name][metric.lower()] = results[name]["per"]
-            results[name].update({k.lower(): v for k, v in extra.items()})
+            entry[metric.lower()] = entry["per"]
+            entry.update({k.lower(): v for k, v in extra.items()})
+        if "." in key:  # results["test_corpora"][name]: one corpus's split
+            group, name = key.split(".", 1)
+            results.setdefault(group, {})[name] = entry
+        else:
+            results[key] = entry
     if t.average_last:
         results["averaged"] = score_averaged(model, out, t.average_last, t.average_by, dev_split, test_split,
                                              tokens, score_units, c, metric)
