@@ -22,6 +22,7 @@ from data_prep import (  # noqa: F401
     manifest,
     speechocean762,
     timit,
+    unipen,
 )
 from data_prep.sources import SOURCES, CorpusSource, ScoreMapping
 from lstm_asr.errors import CorpusError, LstmAsrError

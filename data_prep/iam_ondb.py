@@ -28,6 +28,7 @@ from data_prep.ink import Ink
 from data_prep.inkml import ink_from_inkml, truth_of
 from data_prep.safe_xml import parse_xml
 from data_prep.sources import CorpusItem, SplitItems, register_source
+from data_prep.unipen import looks_like_unipen, read_unipen
 from data_prep.units import WORD_SEP, CharUnits, FittedOnTrainingText, UnitError, tokens_to_words
 from lstm_asr.errors import CorpusError
 
@@ -87,13 +88,20 @@ def write_strokes(path: str | Path, ink: Ink) -> None:
 
 
 def read_ink(path: str | Path) -> Ink:
-    """Read pen strokes from IAM-OnDB stroke XML or W3C InkML, told apart by the root element."""
+    """Read pen strokes from IAM-OnDB stroke XML or W3C InkML, told apart by the root element (or one UNIPEN
+    segment, see :func:`read_ink_and_truth`)."""
     return read_ink_and_truth(path, with_truth=False)[0]
 
 
 def read_ink_and_truth(path: str | Path, with_truth: bool = True) -> tuple[Ink, str | None]:
     """The strokes of an IAM-OnDB XML or InkML file and its transcription, when it carries one (an InkML
-    ``<annotation type="truth">``, or the ``ascii`` line of a stroke file inside an IAM-OnDB tree)."""
+    ``<annotation type="truth">``, or the ``ascii`` line of a stroke file inside an IAM-OnDB tree).
+
+    A UNIPEN file (its first character a ``.KEYWORD``) gives one segment and its label: the first, or the one
+    after ``#`` in the name (``data/6/abm/ca0.dat#0-4``, ``...#@3``; see :func:`data_prep.unipen.read_unipen`)."""
+    if looks_like_unipen(path):
+        ink, label = read_unipen(path)
+        return ink, label if with_truth else None
     path = Path(path)
     root = parse_xml(path)
     if root.tag.rsplit("}", 1)[-1] == "ink":

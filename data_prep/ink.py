@@ -15,10 +15,15 @@ import numpy as np
 
 @dataclass
 class Ink:
-    """Pen strokes of one text line. ``repairs`` counts what the reader or :func:`repair` fixed."""
+    """Pen strokes of one text line (or word). ``repairs`` counts what the reader or :func:`repair` fixed."""
 
     strokes: list[np.ndarray]  # each (N, 3): x, y, t (seconds); y grows downward
     repairs: Counter = field(default_factory=Counter)
+    # The recording device, when the file says (0 = not stated): resolution in points per inch along x and y, and
+    # the sampling rate. UNIPEN states them; the features' device normalisation uses them.
+    x_per_inch: float = 0.0
+    y_per_inch: float = 0.0
+    points_per_second: float = 0.0
 
     @property
     def num_points(self) -> int:

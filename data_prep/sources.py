@@ -37,6 +37,8 @@ class CorpusItem:
     # A cell of a table file that holds the audio bytes (Hugging Face arrow/parquet): (column, row); None = the
     # path is the audio file itself.
     cell: tuple[str, int] | None = None
+    # Which part of a file holding many items the item is (UNIPEN: a segment's components "0-4"), for ``read``.
+    part: str | None = None
     # The word transcript when the reader knows it (its labels may be phones). A multi-corpus recipe compares it,
     # normalised, across corpora to keep dev/test sentences out of training; "" = compare the labels instead.
     text: str = ""
@@ -44,7 +46,7 @@ class CorpusItem:
     def audio_options(self) -> dict:
         """The keyword arguments (beyond the path) a source's ``read`` needs for this item."""
         opts = {"start": self.start, "end": self.end, "command": self.command, "channels": self.channels,
-                "cell": self.cell}
+                "cell": self.cell, "part": self.part}
         return {k: v for k, v in opts.items() if v is not None}
 
 

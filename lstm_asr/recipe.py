@@ -35,6 +35,29 @@ class GenerateSection:
 
 
 @dataclass
+class UnipenSection:
+    """What to take from a UNIPEN corpus (``corpus.type: unipen``; see data_prep/unipen.py)."""
+
+    categories: list[str] = field(default_factory=lambda: ["6", "7"])  # 6 cursive words, 7 mixed-style words
+    sites: list[str] = field(default_factory=list)  # site folders (abm, apc, ...); empty: every site
+    exclude_sites: list[str] = field(default_factory=list)
+    writers: list[str] = field(default_factory=list)  # "site/writer-id"; empty: every writer
+    level: str = "WORD"  # the .SEGMENT hierarchy level an item is (WORD, TEXT, CHARACTER, ...)
+    qualities: list[str] = field(default_factory=lambda: ["GOOD", "OK", "?", ""])  # "": none given; BAD left out
+    # Writer-disjoint split: a hash of each writer's id puts all of its items in train, dev or test.
+    dev_fraction: float = 0.1
+    test_fraction: float = 0.1
+    salt: str = ""  # another string: another split of the same sizes
+    test_sites: list[str] = field(default_factory=list)  # whole sites held out as split "site_test" (a new device)
+    language: str = ""  # "": every site; "en": English sites only; "other": the non-English ones
+    # Lines from words: the train split also gets lines of line_words_min..lines_from_words consecutive words of
+    # one writer (0: none), with the writer's own word gaps where they are recorded.
+    lines_from_words: int = 0
+    line_words_min: int = 2
+    charset: str = ""  # "": the training labels' characters; "ascii": labels with other characters are skipped
+
+
+@dataclass
 class CorpusSection:
     type: str = "timit"  # the reader of corpus.path (data_prep/corpora.py; docs/corpora.md)
     path: str = ""  # the corpus: its folder (or manifest file); relative to the current folder
@@ -67,6 +90,7 @@ class CorpusSection:
     test_share: float = 0.1  # ... and for test
     test_speakers: list[str] = field(default_factory=list)  # held out whole: in test only, on test sentences
     word_fallback: str = "espeak"  # words in no lexicon: espeak (espeak-ng's phonemes) or none (skip the utterance)
+    unipen: UnipenSection | None = None  # corpus.type unipen: categories, sites, writers, splits
 
 
 @dataclass
@@ -98,6 +122,12 @@ class FeaturesSection:
     ink_spacing: float = 0.15  # ink: resampling distance along each trace, in core (x-)heights
     ink_deskew: bool = True  # ink: rotate the line's direction to horizontal
     ink_deslant: bool = True  # ink: shear the dominant down-stroke angle to vertical
+    # ink, device independence (real pen data from many tablets; each can be switched off to measure it):
+    ink_resolution: bool = False  # points to millimetres by the file's stated points per inch
+    ink_arc_weighted: bool = False  # skew line and core band from points weighted by trace length (rate-free)
+    ink_size: bool = True  # scale by the core (x-)height
+    ink_pen_up_time: bool = True  # dt of a stroke's first point = time the pen was up (false: 0, for devices
+    # that record no pen-up data or time stamps)
     # Mean/variance normalisation of the model's input (fbank): "global" (training-set statistics, in the model),
     # "utterance" (each utterance by its own statistics) or "speaker" (by the statistics of all of its speaker's
     # utterances in its split; a single file decoded without a speaker falls back to its own statistics).
@@ -250,9 +280,11 @@ class Recipe:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "corpus.type": ("timit", "kaldi_dir", "librispeech", "manifest", "lhotse", "hf", "ondb", "arctic", "audio_folder",
-                    "speechocean762"),
+                    "speechocean762", "unipen"),
     "corpus.split_by": ("sentence", "speaker", "speaker_sentence"),
     "corpus.word_fallback": ("espeak", "none"),
+    "corpus.unipen.language": ("", "en", "other"),
+    "corpus.unipen.charset": ("", "ascii"),
     "corpus.units": ("", "phones", "chars", "bpe"),
     "corpus.generate.kind": ("timit", "ondb"),
     "features.type": ("fbank", "ink"),
@@ -277,7 +309,7 @@ POSITIVE = {"features.num_mel_bins", "model.hidden", "model.layers", "model.stac
             "training.max_frames", "training.max_batch", "training.log_every", "decoding.beam",
             "training.max_bad_steps",
             "training.lr", "features.frame_length_ms", "features.frame_shift_ms", "corpus.generate.minutes",
-            "corpus.bpe_vocab_size", "corpus.generate.lines", "features.ink_spacing", "augment.rir_count",
+            "corpus.bpe_vocab_size", "corpus.generate.lines", "augment.rir_count",
             "model.pred_hidden", "model.pred_layers", "model.joint_dim", "training.prediction_lm_epochs",
             "training.prediction_lm_lr", "training.joint_budget_mb", "decoding.max_symbols"}
 NON_NEGATIVE = {"features.deltas", "model.dropout", "training.momentum", "training.weight_decay",
@@ -288,7 +320,8 @@ NON_NEGATIVE = {"features.deltas", "model.dropout", "training.momentum", "traini
                 "decoding.token_top_k", "model.init_scale", "model.projection", "model.pyramid", "decoding.lm_weight",
                 "model.chunk_frames", "model.right_context", "model.conv_layers",
                 "model.pred_embedding",
-                "corpus.dev_share", "corpus.test_share"}
+                "corpus.dev_share", "corpus.test_share", "features.ink_spacing", "corpus.unipen.dev_fraction",
+                "corpus.unipen.test_fraction", "corpus.unipen.lines_from_words", "corpus.unipen.line_words_min"}
 
 
 STREAMABLE_CELLS = ("lstm", "gru")  # cells with latency-controlled (chunked) and unidirectional layers

@@ -1,10 +1,10 @@
 """Property-based fuzzing of the readers of untrusted files (hypothesis).
 
 Every reader of a file someone else wrote -- NIST SPHERE, TIMIT ``.PHN``/``.WRD``/``.TXT``, IAM-OnDB stroke XML,
-InkML, ARPA language models, YAML recipes -- must, for ANY input, either return a well-formed result or raise the
-project's own error type (:class:`lstm_asr.errors.LstmAsrError` and subclasses): never another exception, never a
-hang, never an allocation out of proportion to the input (a header claiming 10^12 samples must be refused, not
-allocated). Inputs come from three kinds of strategies: structured generators of the format (with random numbers
+InkML, UNIPEN, ARPA language models, YAML recipes -- must, for ANY input, either return a well-formed result or
+raise the project's own error type (:class:`lstm_asr.errors.LstmAsrError` and subclasses): never another exception,
+never a hang, never an allocation out of proportion to the input (a header claiming 10^12 samples must be refused,
+not allocated). Inputs come from three kinds of strategies: structured generators of the format (with random numbers
 and strings in every field), byte-level mutations of valid files (flip, insert, delete, duplicate, truncate), and
 raw bytes; structured ones reach the deep code that random bytes never get past the magic number to.
 
@@ -51,6 +51,7 @@ from data_prep.recorded import read_prompts
 from data_prep.speechocean762 import read_text_phone
 from data_prep.sphere import read_sphere
 from data_prep.timit import read_phn, read_txt, read_wrd
+from data_prep.unipen import read_document, read_unipen, segment_ink
 from lstm_asr.data.ink_features import InkFeatureConfig, featurize_ink
 from lstm_asr.decoding.ngram import build_ngram, read_arpa
 from lstm_asr.errors import LstmAsrError
@@ -447,6 +448,65 @@ def test_inkml_reader(scratch: Path, data: bytes) -> None:
     ink = parsed_or_own_error(read_inkml, write(scratch, "x.inkml", data))
     if ink is not None:
         ink_checked(ink)
+
+
+# --- UNIPEN .KEYWORD files ---------------------------------------------------------------------------------------
+
+UNIPEN_KEYWORDS = [b".PEN_DOWN", b".PEN_UP", b".SEGMENT", b".INCLUDE", b".COORD", b".DT", b".X_POINTS_PER_INCH",
+                   b".POINTS_PER_SECOND", b".START_SET", b".COMMENT", b"\n.", b'"', b"\\", b":", b"-", b","]
+
+
+@st.composite
+def unipen_files(draw: st.DrawFn) -> bytes:
+    """A UNIPEN file: a header (columns, resolution, rate, maybe an include of itself or of nothing), pen blocks of
+    random points (some bare), and .SEGMENTs with random delineations, qualities and labels."""
+    number = st.one_of(st.integers(-3000, 3000).map(str), COORD)
+    cols = draw(st.sampled_from(["X Y", "X Y T", "X Y P", "T X Y", "X", "Y X Y", "", "X Y T P Q"]))
+    lines = [".VERSION 1.0", f".COORD {cols}"]
+    for key in draw(st.lists(st.sampled_from(["X_POINTS_PER_INCH", "Y_POINTS_PER_INCH", "X_POINTS_PER_MM",
+                                              "POINTS_PER_SECOND", "DT", "WRITER_ID", "HIERARCHY", "START_BOX",
+                                              "INCLUDE", "MYSTERY"]), max_size=4)):
+        value = draw(st.sampled_from(["x.dat", "../x.dat", "none.dat", "/etc/hostname", ""])) if key == "INCLUDE" \
+            else draw(number)
+        lines.append(f".{key} {value}")
+    ncols = max(1, len(cols.split()))
+    for _ in range(draw(st.integers(0, 6))):
+        lines.append(draw(st.sampled_from([".PEN_DOWN", ".PEN_UP"])))
+        for _ in range(draw(st.integers(0, 6))):
+            lines.append(" ".join(draw(number) for _ in range(draw(st.integers(max(1, ncols - 1), ncols + 1)))))
+    ref = st.one_of(st.integers(0, 8).map(str), st.integers(0, 8).map(lambda k: f"{k}:{k % 3}"), number)
+    for _ in range(draw(st.integers(0, 4))):
+        delin = draw(st.lists(st.tuples(ref, st.one_of(st.none(), ref)), min_size=1, max_size=3))
+        text = ",".join(a if b is None else f"{a}-{b}" for a, b in delin)
+        quality = draw(st.sampled_from(["GOOD", "OK", "BAD", "?", "", "WEIRD"]))
+        label = draw(st.text(max_size=6)).replace("\n", " ")
+        lines.append(f'.SEGMENT {draw(st.sampled_from(["WORD", "TEXT", ""]))} {text} {quality} "{label}"')
+    return "\n".join(lines).encode("iso-8859-1", errors="replace") + b"\n"
+
+
+@FUZZ
+@given(data=st.one_of(unipen_files(), mutated(unipen_files(), INTERESTING + UNIPEN_KEYWORDS),
+                      st.binary(max_size=512).map(lambda b: b".PEN_DOWN\n" + b + b"\n.SEGMENT WORD 0 OK \"a\"\n")))
+def test_unipen_reader(scratch: Path, data: bytes) -> None:
+    """Every segment is read into sane ink that featurises (with the device-independence options too), or the
+    reader says why in one line."""
+    path = write(scratch, "x.dat", data)
+    doc = parsed_or_own_error(read_document, path, scratch)
+    if doc is None:
+        return
+    device_free = InkFeatureConfig(resolution=True, arc_weighted=True, pen_up_time=False, spacing=0.3)
+    for seg in doc.segments[:4]:
+        ink = parsed_or_own_error(segment_ink, doc, seg)
+        if ink is not None:
+            ink_checked(ink)
+            feats = parsed_or_own_error(lambda i: featurize_ink(i, device_free)[0], ink)
+            if feats is not None:
+                assert np.all(np.isfinite(feats))
+    if doc.segments:  # assembled lines too
+        part = "line:" + "|".join(seg.delineation for seg in doc.segments[:3])
+        line = parsed_or_own_error(lambda: read_unipen(path, part))
+        if line is not None:
+            ink_checked(line[0])
 
 
 # --- ARPA language models -----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from lstm_asr.data.ink_features import MAX_MAGNITUDE, MAX_RESAMPLED_POINTS, InkFeatureConfig
+from lstm_asr.errors import LstmAsrError
 
 
 def _hypot(d: torch.Tensor) -> torch.Tensor:
@@ -58,6 +59,13 @@ class ScriptableInkFeatures(nn.Module):
 
     def __init__(self, cfg: InkFeatureConfig, outlier_factor: float = 25.0) -> None:
         super().__init__()
+        if cfg.device_options_set() or cfg.spacing <= 0:
+            # Resolution normalisation needs the device's points per inch, which plain (n, 3) strokes do not
+            # carry; the other options are not written in TorchScript (yet). Refuse rather than export a front
+            # end that differs from the one the model was trained with.
+            shown = ", ".join(cfg.device_options_set() + (["spacing 0"] if cfg.spacing <= 0 else []))
+            raise LstmAsrError(f"the TorchScript ink front end does not implement {shown}: export the ONNX network "
+                               "(features in) for this model")
         self.spacing = cfg.spacing
         self.deskew = cfg.deskew
         self.deslant = cfg.deslant

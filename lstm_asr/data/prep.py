@@ -92,7 +92,9 @@ class SplitReport:
 def feature_config(recipe: Recipe) -> FeatureConfig:
     f = recipe.features
     if f.type == "ink":  # pen strokes: a config of the same shape (to_dict, dim), see lstm_asr/data/ink_features.py
-        return InkFeatureConfig(spacing=f.ink_spacing, deskew=f.ink_deskew, deslant=f.ink_deslant)
+        return InkFeatureConfig(spacing=f.ink_spacing, deskew=f.ink_deskew, deslant=f.ink_deslant,
+                                resolution=f.ink_resolution, arc_weighted=f.ink_arc_weighted, size=f.ink_size,
+                                pen_up_time=f.ink_pen_up_time)
     return FeatureConfig(num_mel_bins=f.num_mel_bins, use_energy=f.use_energy, deltas=f.deltas,
                          frame_length_ms=f.frame_length_ms, frame_shift_ms=f.frame_shift_ms, normalize=f.normalize)
 

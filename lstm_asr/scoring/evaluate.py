@@ -31,6 +31,7 @@ CONVENTIONS = {
     "timit": "TIMIT 61 phones (q removed) folded to 39 (Lee & Hon 1989) for scoring; sil scored like any phone",
     "kaldi_dir": _TEXT, "librispeech": _TEXT, "manifest": _TEXT,
     "ondb": "characters, the space between words included (CER); WER on the words glued back from them",
+    "unipen": "characters, the space between words included (CER); WER on the words glued back from them",
     **dict.fromkeys(("arctic", "audio_folder", "speechocean762"),
                     "phones: TIMIT-61 from the corpus's phone labels or its words (data_prep/lexicon.py), folded to 39 "
                     "for scoring, sil scored like any phone; characters and BPE scored as words"),
