@@ -101,6 +101,10 @@ class Recognizer:
         ckpt_path = path / "best.pt" if path.is_dir() else path
         if is_torchscript(ckpt_path):  # a file written by ``lstm-asr export``
             return ScriptedRecognizer.load_file(ckpt_path)
+        from lstm_asr.recognition.onnx_recognizer import OnnxRecognizer, is_onnx
+
+        if is_onnx(ckpt_path):  # ``lstm-asr export --format onnx``: the network in ONNX Runtime
+            return OnnxRecognizer.load_file(ckpt_path)
         ckpt = load_checkpoint(ckpt_path)
         try:
             model = network_for(ModelConfig(**ckpt["model_config"]))
@@ -146,6 +150,12 @@ class Recognizer:
         """The network's outputs for a 1-D waveform at the model's sample rate: log-probabilities (T, C), or a
         transducer's encoder frames (T, J)."""
         feats = compute_features(waveform, self.features)
+        return self.model(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))[0]
+
+    @torch.inference_mode()
+    def ink_log_probs(self, ink, feats: torch.Tensor) -> torch.Tensor:
+        """The network's outputs for one handwritten line: its pen strokes (``Ink``) and their features (T, D) as
+        :func:`~lstm_asr.data.ink_features.featurize_ink` computes them (an exported file reads the one it needs)."""
         return self.model(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))[0]
 
     def search_one(self, outputs: torch.Tensor, beam: int = 1, token_top_k: int = 0) -> Hypothesis | Result:
@@ -243,3 +253,13 @@ class ScriptedRecognizer(Recognizer):
             return self.scripted(waveform)
         except RuntimeError as exc:  # a scripted ``raise`` arrives as a RuntimeError
             raise LstmAsrError(f"cannot decode: {str(exc).strip().splitlines()[-1][:160]}") from None
+
+    @torch.inference_mode()
+    def ink_log_probs(self, ink, feats: torch.Tensor) -> torch.Tensor:
+        """Strokes in: the file has its own ink normalisation inside."""
+        import numpy as np
+
+        try:
+            return self.scripted([torch.from_numpy(np.asarray(s, dtype=np.float64)) for s in ink.strokes])
+        except RuntimeError as exc:  # a scripted ``raise`` arrives as a RuntimeError
+            raise LstmAsrError(str(exc).strip().splitlines()[-1][:160]) from None
