@@ -142,7 +142,7 @@ def test_onnx_runtime_runs_every_onnx_file_as_pytorch_does(kind: str, wav, tmp_p
     frame axis is dynamic), and ``Recognizer.load`` of the .onnx file decodes as the experiment does."""
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from lstm_asr.recognition.onnx_recognizer import OnnxRecognizer
+    from lstm_asr.recognition.recognizer import OnnxRecognizer
 
     exp = write_checkpoint(make_model(**KINDS[kind]), tmp_path / "exp")
     out = export_onnx(exp, tmp_path / "m.onnx")

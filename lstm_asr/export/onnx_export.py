@@ -1,9 +1,9 @@
 """``lstm-asr export --format onnx``: the network alone, features (frames, dim) in, log-probs out.
 
 Needs the ``onnx`` package; ``lstm-asr decode --model model.onnx`` runs the file in ONNX Runtime
-(:mod:`lstm_asr.recognition.onnx_recognizer`). The feature pipeline stays outside (the FFT does not export): the
-file's metadata documents the features (Kaldi fbank settings, or the ink features) and carries the token list, unit
-type, corpus type and frame-rate reduction.
+(:class:`~lstm_asr.recognition.recognizer.OnnxRecognizer`). The feature pipeline stays outside (the FFT does not
+export): the file's metadata documents the features (Kaldi fbank settings, or the ink features) and carries the token
+list, unit type, corpus type and frame-rate reduction.
 """
 
 from __future__ import annotations
