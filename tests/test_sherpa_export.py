@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import onnx
 import pytest
 import torch
 from conftest import run_cli, write_recipe
@@ -17,6 +16,7 @@ from streaming_models import make_model, write_checkpoint
 from lstm_asr.errors import LstmAsrError
 from lstm_asr.export.sherpa_export import WORD_START, export_sherpa, sherpa_recognizer, sherpa_transcribe
 
+onnx = pytest.importorskip("onnx")
 pytest.importorskip("sherpa_onnx")
 
 NO_ENERGY = {"use_energy": False}
