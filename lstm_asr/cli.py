@@ -402,8 +402,8 @@ def stream(
 def export(
     exp: Annotated[Path, typer.Argument(help="Experiment folder (its best.pt) or checkpoint.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="File to write.")] = Path("model.pt"),
-    fmt: Annotated[str, typer.Option("--format", help="torchscript (waveform in) or onnx (features in).")] = (
-        "torchscript"),
+    fmt: Annotated[str, typer.Option("--format", help="torchscript (waveform in), onnx (features in) or sherpa-onnx "
+                                                      "(a folder for sherpa-onnx: -o names it).")] = "torchscript",
     streaming: Annotated[bool, typer.Option("--streaming", help="TorchScript with initial_state(), step(samples, "
                                                                 "state) and finish(state): stream without "
                                                                 "lstm-asr.")] = False,
@@ -416,14 +416,17 @@ def export(
 ) -> None:
     """Write a self-contained model: TorchScript with the feature pipeline and token list, or ONNX (network only)."""
     from lstm_asr.export.onnx_export import export_onnx
+    from lstm_asr.export.sherpa_export import export_sherpa
     from lstm_asr.export.torchscript import export_torchscript
     from lstm_asr.export.transducer_torchscript import export_transducer, is_transducer_checkpoint
 
-    if fmt not in ("torchscript", "onnx"):
-        raise LstmAsrError(f"unknown --format {fmt!r} (use torchscript or onnx)")
-    if fmt == "onnx" and (streaming or quantize):
-        raise LstmAsrError("--streaming and --quantize write TorchScript (drop --format onnx)")
-    if is_transducer_checkpoint(exp):  # transducer models: their own export (lstm_asr/export/transducer_torchscript.py)
+    if fmt not in ("torchscript", "onnx", "sherpa-onnx"):
+        raise LstmAsrError(f"unknown --format {fmt!r} (use torchscript, onnx or sherpa-onnx)")
+    if fmt != "torchscript" and (streaming or quantize):
+        raise LstmAsrError(f"--streaming and --quantize write TorchScript (drop --format {fmt})")
+    if fmt == "sherpa-onnx":  # CTC and transducer models: a folder (lstm_asr/export/sherpa_export.py)
+        path = export_sherpa(exp, out)
+    elif is_transducer_checkpoint(exp):  # transducers: their own export (lstm_asr/export/transducer_torchscript.py)
         if streaming or quantize:
             raise LstmAsrError("--streaming and --quantize export CTC models; a transducer exports whole")
         path = export_transducer(exp, out, fmt)

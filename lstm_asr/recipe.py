@@ -166,6 +166,9 @@ class ModelSection:
     pred_hidden: int = 250  # transducer prediction network: LSTM cells per layer (Graves 2013: one layer of 250)
     pred_layers: int = 1  # transducer prediction network: LSTM layers
     pred_embedding: int = 0  # its input: 0 = one-hot previous label (Graves 2012), N = learned N-dim embedding
+    # 0: the LSTM prediction network; N: stateless, the last N labels embedded (Ghodsi et al. 2020; pred_layers
+    # unused): what sherpa-onnx's transducer decoder runs (lstm-asr export --format sherpa-onnx)
+    pred_context: int = 0
     joint_dim: int = 250  # joint network: tanh units over the projected encoder and prediction vectors
 
 
@@ -319,7 +322,7 @@ NON_NEGATIVE = {"features.deltas", "model.dropout", "training.momentum", "traini
                 "training.spec_freq_width", "training.newbob_factor", "training.average_last",
                 "decoding.token_top_k", "model.init_scale", "model.projection", "model.pyramid", "decoding.lm_weight",
                 "model.chunk_frames", "model.right_context", "model.conv_layers",
-                "model.pred_embedding",
+                "model.pred_embedding", "model.pred_context",
                 "corpus.dev_share", "corpus.test_share", "features.ink_spacing", "corpus.unipen.dev_fraction",
                 "corpus.unipen.test_fraction", "corpus.unipen.lines_from_words", "corpus.unipen.line_words_min"}
 

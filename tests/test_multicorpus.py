@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import write_recipe
+from conftest import run_cli, write_recipe
 from fake_timit import make_fake_timit
 
 from lstm_asr.data.corpus_mix import (
@@ -201,6 +201,23 @@ def test_mixed_corpora_train_and_report_each_test_corpus(two_corpora: tuple[Path
     assert [x.split(" (best.pt)")[0] for x in lines] == ["test a", "test b", "test (all corpora)"]
     for line, name in zip(lines, ("a", "b"), strict=False):
         assert f"PER {results['test_corpora'][name]['per']:.2f}%" in line
+    # lstm-asr evaluate EXP --on RECIPE: the model scored on another recipe's corpora (here B's test split under
+    # another name): the same model on the same utterances gives the same figure as its own evaluation did.
+    other = {"corpora": [{"name": "a", "path": str(a), "test_split": ""},
+                         {"name": "other", "path": str(b), "train_split": "", "dev_split": ""}],
+             "features": {"store": str(tmp_path / "feats")}, "name": "elsewhere"}
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
+    done = run_cli("evaluate", str(tmp_path / "exp"), "--on", str(tmp_path / "other.yaml"))
+    assert done.returncode == 0, done.stderr
+    scored = [x for x in done.stdout.splitlines() if x.startswith("test ")]  # after prep's summary of "other"
+    assert [x.split(" (best.pt)")[0] for x in scored] == ["test other", "test (all corpora)"]
+    assert f"PER {results['test_corpora']['b']['per']:.2f}%" in scored[0]
+    assert (tmp_path / "exp" / "decode_test_on_elsewhere_other" / "hyp.txt").is_file()
+    other["features"]["num_mel_bins"] = 20
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
+    bad = run_cli("evaluate", str(tmp_path / "exp"), "--on", str(tmp_path / "other.yaml"))
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+    assert "reads other features than elsewhere's corpora (num_mel_bins: 40 vs 20)" in bad.stderr
 
 
 # --- normalisation ---------------------------------------------------------------------------------------------

@@ -37,9 +37,13 @@ def grads(model: torch.nn.Module) -> list[torch.Tensor]:
     return [p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("embedding", [0, 3])
-def test_padded_batch_gives_each_utterance_its_loss_and_gradients(embedding: int) -> None:
-    model = tiny_transducer(pred_embedding=embedding, stack_frames=2, subsample=2).double()
+PREDICTORS = {"one_hot": {}, "embedding": dict(pred_embedding=3), "stateless": dict(pred_context=2),
+              "stateless_1": dict(pred_context=1, pred_embedding=3)}
+
+
+@pytest.mark.parametrize("predictor", list(PREDICTORS))
+def test_padded_batch_gives_each_utterance_its_loss_and_gradients(predictor: str) -> None:
+    model = tiny_transducer(**PREDICTORS[predictor], stack_frames=2, subsample=2).double()
     x, lengths = padded_batch(7)  # garbage in the padding
     targets, tlens, offsets = torch.tensor([1, 2, 3, 2, 3, 1, 1, 3]), torch.tensor([3, 2, 3]), [0, 3, 5]
     model.zero_grad()
@@ -123,9 +127,10 @@ def exhaustive_best(model: Transducer, enc: torch.Tensor, max_symbols: int) -> d
     return probs
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_beam_search_finds_what_exhaustive_search_finds(seed: int) -> None:
-    model = tiny_transducer(seed, classes=3).double().eval()
+@pytest.mark.parametrize("seed,predictor", [(0, "one_hot"), (1, "one_hot"), (2, "one_hot"), (0, "stateless"),
+                                            (1, "stateless_1")])
+def test_beam_search_finds_what_exhaustive_search_finds(seed: int, predictor: str) -> None:
+    model = tiny_transducer(seed, classes=3, **PREDICTORS[predictor]).double().eval()
     x = 3 * torch.randn(1, 3, 7, dtype=torch.float64)
     with torch.no_grad():
         enc = model(x, torch.tensor([3]))[0]
@@ -142,12 +147,12 @@ def test_beam_search_finds_what_exhaustive_search_finds(seed: int) -> None:
             assert r.score == pytest.approx(-float(loss), rel=1e-6)  # rnnt_loss runs in float32
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_beam_one_is_greedy_and_greedy_is_the_same_in_a_batch_and_in_chunks(seed: int) -> None:
+@pytest.mark.parametrize("seed,predictor", [(s, "one_hot") for s in range(4)] + [(0, "stateless"), (1, "stateless")])
+def test_beam_one_is_greedy_and_greedy_is_the_same_in_a_batch_and_in_chunks(seed: int, predictor: str) -> None:
     # float64: alone, in a batch and in the beam search the prediction and joint networks multiply matrices of other
     # shapes, which round differently (by CPU and kernel); the random model's best labels are not kept apart by
     # margins, so in float32 a rounding could pick another label. In float64 the roundings are ~1e-16.
-    model = tiny_transducer(seed, classes=6, hidden=8, pred_hidden=8).double().eval()
+    model = tiny_transducer(seed, classes=6, hidden=8, pred_hidden=8, **PREDICTORS[predictor]).double().eval()
     x, lengths = 2 * torch.randn(3, 20, 7, dtype=torch.float64), torch.tensor([20, 13, 7])
     with torch.no_grad():
         enc = model(x, lengths)
@@ -299,7 +304,7 @@ def test_encoder_copy_and_bad_input_are_one_line_errors(transducer_exp: Path, tr
     rec = Recognizer.load(transducer_exp)
     with pytest.raises(LstmAsrError, match=r"best.pt: a transducer model: LM fusion .*decoding.lm"):
         rec.searcher(SearchConfig(lm=str(tmp_path / "x.arpa")))
-    with pytest.raises(LstmAsrError, match=r"a transducer model exports as --format torchscript only"):
+    with pytest.raises(LstmAsrError, match=r"a transducer model exports as --format torchscript, or .*sherpa-onnx"):
         export_transducer(transducer_exp, tmp_path / "m.onnx", "onnx")
     model = tiny_transducer(input_dim=123, hidden=48, layers=2)  # the CTC experiment's encoder shape
     ctc = torch.load(trained_exp / "best.pt", weights_only=True)

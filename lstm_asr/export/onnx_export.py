@@ -1,7 +1,9 @@
 """``lstm-asr export --format onnx``: the network alone, features (frames, dim) in, log-probs out.
 
-Needs the ``onnx`` package. The feature pipeline stays outside (the FFT does not export): the file's metadata
-documents the features (Kaldi fbank settings, or the ink features) and carries the token list and unit type.
+Needs the ``onnx`` package; ``lstm-asr decode --model model.onnx`` runs the file in ONNX Runtime
+(:class:`~lstm_asr.recognition.recognizer.OnnxRecognizer`). The feature pipeline stays outside (the FFT does not
+export): the file's metadata documents the features (Kaldi fbank settings, or the ink features) and carries the token
+list, unit type, corpus type and frame-rate reduction.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def export_onnx(exp: str | Path, out: str | Path) -> Path:
     else:
         kind = ("ink: lstm_asr.data.ink_features.featurize_ink (dx, dy, dt, pen-up, stroke start per resampled "
                 "point), not normalised: the network normalises")
-    meta = {"tokens": json.dumps(rec.tokens), "units": rec.units,
+    meta = {"tokens": json.dumps(rec.tokens), "units": rec.units, "corpus_type": rec.corpus_type, "head": "ctc",
+            "frame_reduction": str(rec.model.frame_reduction),
             "features": json.dumps({**rec.features.to_dict(), "kind": kind})}
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)

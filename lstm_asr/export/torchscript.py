@@ -113,7 +113,9 @@ class SingleUtteranceEncoder(nn.Module):
         self.stack, self.subsample, self.pyramid = c.stack_frames, c.subsample, c.pyramid
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        lengths = torch.tensor([features.shape[0]])
+        # The length as a tensor computed from the input (not torch.tensor([T]), which an ONNX trace freezes to the
+        # example's length, and frame stacking would then mask every frame past it).
+        lengths = torch.ones_like(features[:, 0], dtype=torch.long).sum(0, keepdim=True)
         x, lengths = stack_frames(self.normalizer(features).unsqueeze(0), lengths, self.stack, self.subsample)
         for i, layer in enumerate(self.layers):
             x = layer(x)

@@ -57,6 +57,57 @@ class _Encoder(nn.Module):
         return self.project(self.encoder(features))[0]
 
 
+class _LstmPredictor(nn.Module):
+    """The LSTM prediction network, one label per hypothesis (what ``Transducer.predict`` runs, in TorchScript)."""
+
+    def __init__(self, model: Transducer) -> None:
+        super().__init__()
+        c, predictor = model.config, model.predictor
+        self.embedding = predictor.embedding if predictor.embedding is not None else nn.Identity()
+        self.one_hot: bool = predictor.embedding is None
+        self.lstm = predictor.lstm
+        self.pred_proj = model.joint.pred_proj
+        self.num_classes: int = c.num_classes
+        self.pred_layers: int = c.pred_layers
+        self.pred_hidden: int = c.pred_hidden
+
+    def initial_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(self.pred_layers, n, self.pred_hidden)
+        return zeros, zeros.clone()
+
+    def forward(self, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        if self.one_hot:  # blank, the start symbol, is the zero vector
+            x = nn.functional.one_hot(tokens, self.num_classes)[:, 1:].float()
+        else:
+            x = self.embedding(tokens)
+        out, new_state = self.lstm(x.unsqueeze(1), state)
+        return self.pred_proj(out[:, 0]), new_state
+
+
+class _StatelessPredictor(nn.Module):
+    """The stateless prediction network (``model.pred_context``): its state is the last context - 1 labels."""
+
+    def __init__(self, model: Transducer) -> None:
+        super().__init__()
+        self.embedding = model.predictor.embedding
+        self.proj = model.predictor.proj
+        self.pred_proj = model.joint.pred_proj
+        self.context: int = model.config.pred_context
+
+    def initial_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.full((1, n, self.context - 1), -1, dtype=torch.long),
+                torch.zeros((1, n, 0), dtype=torch.long))
+
+    def forward(self, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        contexts = torch.cat([state[0][0], tokens.unsqueeze(1)], dim=1)  # (N, context)
+        known = (contexts >= 0).unsqueeze(-1).float()
+        emb = self.embedding(contexts.clamp(min=0)) * known
+        out = torch.relu(self.proj(emb.flatten(1)))
+        return self.pred_proj(out), (contexts[:, 1:].unsqueeze(0), state[1])
+
+
 class ExportedTransducer(ExportedMetadata):
     """Waveform -> greedy token ids, with the network's parts as methods and the token list on board."""
 
@@ -66,14 +117,9 @@ class ExportedTransducer(ExportedMetadata):
         c = model.config
         self.features = ScriptableFbank(features)
         self.encoder = _Encoder(model)
-        self.embedding = model.predictor.embedding if model.predictor.embedding is not None else nn.Identity()
-        self.one_hot: bool = model.predictor.embedding is None
-        self.lstm = model.predictor.lstm
-        self.pred_proj = model.joint.pred_proj
+        self.predictor = _StatelessPredictor(model) if c.pred_context else _LstmPredictor(model)
         self.output = model.joint.output
         self.num_classes: int = c.num_classes
-        self.pred_layers: int = c.pred_layers
-        self.pred_hidden: int = c.pred_hidden
         self.max_symbols: int = max_symbols
         self.head: str = "transducer"
         self.frame_reduction: int = c.frame_reduction
@@ -84,18 +130,12 @@ class ExportedTransducer(ExportedMetadata):
 
     @torch.jit.export
     def initial_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        zeros = torch.zeros(self.pred_layers, n, self.pred_hidden)
-        return zeros, zeros.clone()
+        return self.predictor.initial_state(n)
 
     @torch.jit.export
     def predict(self, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        if self.one_hot:  # blank, the start symbol, is the zero vector
-            x = nn.functional.one_hot(tokens, self.num_classes)[:, 1:].float()
-        else:
-            x = self.embedding(tokens)
-        out, new_state = self.lstm(x.unsqueeze(1), state)
-        return self.pred_proj(out[:, 0]), new_state
+        return self.predictor(tokens, state)
 
     @torch.jit.export
     def join(self, enc: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
@@ -126,7 +166,8 @@ class ExportedTransducer(ExportedMetadata):
 def export_transducer(exp: str | Path, out: str | Path, fmt: str = "torchscript") -> Path:
     """Write a transducer experiment's best model as a TorchScript file; returns ``out``."""
     if fmt != "torchscript":
-        raise LstmAsrError(f"{exp}: a transducer model exports as --format torchscript only (the search and the "
+        raise LstmAsrError(f"{exp}: a transducer model exports as --format torchscript, or with a stateless "
+                           "prediction network (model.pred_context) as --format sherpa-onnx (the search and the "
                            "prediction network's state do not fit one ONNX graph)")
     rec = Recognizer.load(exp)
     if not isinstance(rec.model, Transducer) or not isinstance(rec.features, FeatureConfig):

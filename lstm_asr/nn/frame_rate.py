@@ -36,11 +36,11 @@ def stack_frames(x: torch.Tensor, lengths: torch.Tensor, stack: int, subsample: 
     if stack == 1 and subsample == 1:
         return x, lengths
     steps = x.shape[1]
-    out_steps = -(-steps // subsample)
+    out_steps = (steps + subsample - 1) // subsample  # not -(-a // b): ONNX export divides ints truncating
     need = (out_steps - 1) * subsample + stack
     x = mask_padding(x, lengths)
-    if need > steps:
-        x = torch.nn.functional.pad(x, (0, 0, 0, need - steps))
+    if need > steps or torch.jit.is_tracing():  # a trace (ONNX export) keeps the pad for every length: need - steps
+        x = torch.nn.functional.pad(x, (0, 0, 0, need - steps))  # is then 0, or negative (cropping unused frames)
     # Frame j of every window is a strided slice (data movement only, and ONNX exports it at any length, which
     # it does not for unfold).
     parts = [x[:, j: j + (out_steps - 1) * subsample + 1: subsample] for j in range(stack)]

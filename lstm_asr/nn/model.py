@@ -81,6 +81,7 @@ class ModelConfig:
     pred_hidden: int = 250  # prediction network: LSTM cells per layer (Graves 2013: one layer of 250)
     pred_layers: int = 1
     pred_embedding: int = 0  # its input: 0 = one-hot previous label (Graves), N = a learned N-dim embedding
+    pred_context: int = 0  # 0: the LSTM prediction network; N: stateless, the last N labels embedded (Ghodsi 2020)
     joint_dim: int = 250  # joint network: tanh units over the projected encoder and prediction vectors
 
     def __post_init__(self) -> None:
@@ -129,6 +130,8 @@ class ModelConfig:
             raise LstmAsrError(f"model.head: unknown head {self.head!r} (use {', '.join(HEADS)})")
         if self.pred_hidden < 1 or self.pred_layers < 1 or self.joint_dim < 1 or self.pred_embedding < 0:
             raise LstmAsrError("model: pred_hidden, pred_layers and joint_dim must be >= 1, pred_embedding >= 0")
+        if self.pred_context < 0:
+            raise LstmAsrError("model.pred_context must be >= 0 (0: the LSTM prediction network)")
 
     @property
     def frame_reduction(self) -> int:

@@ -9,7 +9,8 @@ the tanh and the output layer are computed on the (B, T, U+1) lattice.
 
 The prediction network reads the previous label one-hot (the start symbol, blank, is the zero vector: Graves 2012)
 or through a learned embedding (``model.pred_embedding``), with ``model.pred_layers`` LSTM layers of
-``model.pred_hidden`` cells.
+``model.pred_hidden`` cells; or, with ``model.pred_context: N``, it is stateless (Ghodsi et al. 2020): the last N
+labels embedded, concatenated and projected (:class:`StatelessPredictionNetwork`, the decoder sherpa-onnx runs).
 
 The encoder is :class:`~lstm_asr.nn.model.BLSTMEncoder`, with the parameter names of the CTC model, so a trained CTC
 model's encoder loads into a transducer as it is (``training.init_encoder_from``).
@@ -58,6 +59,63 @@ class PredictionNetwork(nn.Module):
         return out, state
 
 
+    def initial_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero LSTM states for ``n`` hypotheses: (layers, n, hidden) twice."""
+        weight = self.lstm.weight_hh_l0
+        shape = (self.lstm.num_layers, n, self.lstm.hidden_size)
+        return weight.new_zeros(shape), weight.new_zeros(shape)
+
+    def step(self, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One label per hypothesis (N,) and the states in: (N, hidden) and the new states out."""
+        out, state = self(tokens.unsqueeze(1), state)
+        return out[:, 0], state
+
+
+NO_LABEL = -1  # a context position before the start symbol: the zero vector
+
+
+class StatelessPredictionNetwork(nn.Module):
+    """The stateless prediction network of Ghodsi, Liu, Tripathi & Gong (2020): the embeddings of the last
+    ``context`` labels (blank, the start symbol, has an embedding of its own; positions before it are zero vectors),
+    concatenated, through a linear layer and a ReLU: (N, U) label ids in, (N, U, hidden) out.
+
+    Its "state" is the last ``context - 1`` labels, (1, N, context - 1) int64, with an empty second tensor, so the
+    searches index and cache it as they do the LSTM's (h, c). It is what sherpa-onnx's transducer decoder runs (a
+    function of the last ``context_size`` labels: ``lstm-asr export --format sherpa-onnx``)."""
+
+    def __init__(self, num_classes: int, hidden: int, context: int, embedding: int) -> None:
+        super().__init__()
+        self.num_classes, self.context = num_classes, context
+        self.embedding = nn.Embedding(num_classes, embedding or hidden)
+        self.proj = nn.Linear(context * (embedding or hidden), hidden)
+
+    def embed_contexts(self, contexts: torch.Tensor) -> torch.Tensor:
+        """(..., context) label ids (NO_LABEL allowed) -> (..., hidden)."""
+        known = contexts >= 0
+        emb = self.embedding(contexts.clamp(min=0)) * known.unsqueeze(-1).to(self.embedding.weight.dtype)
+        return torch.relu(self.proj(emb.flatten(-2)))
+
+    def forward(self, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        if state is None:
+            state = self.initial_state(tokens.shape[0])
+        seq = torch.cat([state[0][0].to(tokens.dtype), tokens], dim=1)  # (N, context - 1 + U)
+        contexts = seq.unfold(1, self.context, 1)  # (N, U, context): position u reads labels u - context + 1 .. u
+        return self.embed_contexts(contexts), (seq[:, seq.shape[1] - self.context + 1:].unsqueeze(0), state[1])
+
+    def initial_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """No labels yet: (1, n, context - 1) of NO_LABEL, and an empty (1, n, 0)."""
+        device = self.embedding.weight.device
+        return (torch.full((1, n, self.context - 1), NO_LABEL, dtype=torch.long, device=device),
+                torch.zeros((1, n, 0), dtype=torch.long, device=device))
+
+    def step(self, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        out, state = self(tokens.unsqueeze(1), state)
+        return out[:, 0], state
+
+
 class JointNetwork(nn.Module):
     """Graves 2013's joint network; the two projections are applied by the caller once per frame / position."""
 
@@ -86,8 +144,13 @@ class Transducer(BLSTMEncoder):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        self.predictor = PredictionNetwork(config.num_classes, config.pred_hidden, config.pred_layers,
-                                           config.pred_embedding)
+        self.predictor: PredictionNetwork | StatelessPredictionNetwork
+        if config.pred_context:
+            self.predictor = StatelessPredictionNetwork(config.num_classes, config.pred_hidden, config.pred_context,
+                                                        config.pred_embedding)
+        else:
+            self.predictor = PredictionNetwork(config.num_classes, config.pred_hidden, config.pred_layers,
+                                               config.pred_embedding)
         self.joint = JointNetwork(self.encoder_dim, config.pred_hidden, config.joint_dim, config.num_classes)
         init_weights(self, config)
         self.joint_budget_mb = DEFAULT_JOINT_BUDGET_MB  # not a weight: training sets it from its recipe
@@ -105,17 +168,16 @@ class Transducer(BLSTMEncoder):
                                target_lengths, self.joint_budget_mb)
 
     def initial_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Zero prediction-network states for ``n`` hypotheses: (layers, n, hidden) twice."""
-        weight = self.predictor.lstm.weight_hh_l0
-        shape = (self.config.pred_layers, n, self.config.pred_hidden)
-        return weight.new_zeros(shape), weight.new_zeros(shape)
+        """The prediction network's state before any label for ``n`` hypotheses: zero LSTM states (layers, n,
+        hidden) twice, or for a stateless one no labels (:class:`StatelessPredictionNetwork`)."""
+        return self.predictor.initial_state(n)
 
     def predict(self, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """One prediction step: the last label of each of N hypotheses (N,) and their states in, the projected
         prediction vectors (N, J) and the new states out."""
-        out, state = self.predictor(tokens.unsqueeze(1), state)
-        return self.joint.pred_proj(out[:, 0]), state
+        out, state = self.predictor.step(tokens, state)
+        return self.joint.pred_proj(out), state
 
     def join(self, enc: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
         """Log-probabilities over blank + labels of projected encoder and prediction vectors (broadcasting)."""

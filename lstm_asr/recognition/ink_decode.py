@@ -17,7 +17,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from data_prep.iam_ondb import read_ink_and_truth
@@ -88,14 +87,12 @@ def transcribe_ink(rec: Recognizer, path: str | Path, beam: int = 1) -> InkResul
         raise
     except LstmAsrError as exc:
         raise CorpusError(path, str(exc)) from None
-    x = torch.from_numpy(feats)
-    if rec.model is None:  # an exported file: strokes in, its own ink normalisation inside
-        try:
-            lp = rec.scripted([torch.from_numpy(np.asarray(s, dtype=np.float64)) for s in ink.strokes])
-        except RuntimeError as exc:  # a scripted ``raise`` arrives as a RuntimeError
-            raise CorpusError(path, str(exc).strip().splitlines()[-1][:160]) from None
-    else:
-        lp = rec.model(x.unsqueeze(0), torch.tensor([x.shape[0]]))[0]
+    try:
+        lp = rec.ink_log_probs(ink, torch.from_numpy(feats))
+    except CorpusError:
+        raise
+    except LstmAsrError as exc:
+        raise CorpusError(path, str(exc)) from None
     hyp = rec.search_one(lp, beam)
     t = norm.points()[:, 2] + float(ink.points()[0, 2])
     frames = list(hyp.frames) if hyp.frames else [0] * len(hyp.tokens)

@@ -11,6 +11,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from data_prep.corpora import resolve_units
@@ -101,6 +102,8 @@ class Recognizer:
         ckpt_path = path / "best.pt" if path.is_dir() else path
         if is_torchscript(ckpt_path):  # a file written by ``lstm-asr export``
             return ScriptedRecognizer.load_file(ckpt_path)
+        if is_onnx(ckpt_path):  # ``lstm-asr export --format onnx``: the network in ONNX Runtime
+            return OnnxRecognizer.load_file(ckpt_path)
         ckpt = load_checkpoint(ckpt_path)
         try:
             model = network_for(ModelConfig(**ckpt["model_config"]))
@@ -146,6 +149,12 @@ class Recognizer:
         """The network's outputs for a 1-D waveform at the model's sample rate: log-probabilities (T, C), or a
         transducer's encoder frames (T, J)."""
         feats = compute_features(waveform, self.features)
+        return self.model(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))[0]
+
+    @torch.inference_mode()
+    def ink_log_probs(self, ink, feats: torch.Tensor) -> torch.Tensor:
+        """The network's outputs for one handwritten line: its pen strokes (``Ink``) and their features (T, D) as
+        :func:`~lstm_asr.data.ink_features.featurize_ink` computes them (an exported file reads the one it needs)."""
         return self.model(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))[0]
 
     def search_one(self, outputs: torch.Tensor, beam: int = 1, token_top_k: int = 0) -> Hypothesis | Result:
@@ -243,3 +252,103 @@ class ScriptedRecognizer(Recognizer):
             return self.scripted(waveform)
         except RuntimeError as exc:  # a scripted ``raise`` arrives as a RuntimeError
             raise LstmAsrError(f"cannot decode: {str(exc).strip().splitlines()[-1][:160]}") from None
+
+    @torch.inference_mode()
+    def ink_log_probs(self, ink, feats: torch.Tensor) -> torch.Tensor:
+        """Strokes in: the file has its own ink normalisation inside."""
+        try:
+            return self.scripted([torch.from_numpy(np.asarray(s, dtype=np.float64)) for s in ink.strokes])
+        except RuntimeError as exc:  # a scripted ``raise`` arrives as a RuntimeError
+            raise LstmAsrError(str(exc).strip().splitlines()[-1][:160]) from None
+
+
+def is_onnx(path: str | Path) -> bool:
+    """True for an ONNX file (by its name: a protobuf has no magic number to read)."""
+    return Path(path).suffix.lower() == ".onnx" and Path(path).is_file()
+
+
+def features_from_metadata(text: str) -> FeatureConfig | InkFeatureConfig:
+    """The feature settings an ONNX file's ``features`` metadata describes (its ``kind`` note left out)."""
+    d = {k: v for k, v in json.loads(text).items() if k != "kind"}
+    if d.get("type") == "ink":
+        return InkFeatureConfig.from_dict(d)
+    return FeatureConfig(**{k: v for k, v in d.items() if k in FeatureConfig.__dataclass_fields__})
+
+
+def onnx_session(path: str | Path, threads: int = 0):
+    """An ONNX Runtime inference session on the CPU (``threads`` 0: torch's thread count, so ``--threads`` and the
+    benchmarks' settings hold for both runtimes)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise LstmAsrError(f"{path}: an ONNX model needs the onnxruntime package (pip install 'lstm-asr[onnx]')"
+                           ) from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # errors only
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf classes
+        raise LstmAsrError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:160]})") from None
+
+
+class OnnxRecognizer(Recognizer):
+    """A :class:`Recognizer` over an ONNX file from ``lstm-asr export --format onnx``: the project's own front end
+    (the file's ``features`` metadata: :class:`FeatureConfig` or :class:`InkFeatureConfig` fields), the network in
+    ONNX Runtime (the optional ``onnxruntime`` package: ``pip install 'lstm-asr[onnx]'``); metadata also gives the
+    token list, unit type, corpus type and frame-rate reduction. It decodes what the experiment it came from decodes.
+
+    Like :class:`~lstm_asr.recognition.recognizer.ScriptedRecognizer` it has no ``model`` (batch decoders call
+    :meth:`log_probs` per file); a CTC network only (transducers export to ONNX through ``--format sherpa-onnx``).
+    """
+
+    def __init__(self, session, features: FeatureConfig | InkFeatureConfig, tokens: list[str], corpus_type: str,
+                 units: str, frame_reduction: int, source: str = "") -> None:
+        self.session = session
+        self.model = None
+        self.features = features
+        self.tokens = tokens
+        self.corpus_type = corpus_type
+        self.units = units
+        self.source = source
+        self.input_type = "ink" if isinstance(features, InkFeatureConfig) else "audio"
+        self.reduction = frame_reduction
+        self.input_name = session.get_inputs()[0].name
+
+    @classmethod
+    def load_file(cls, path: str | Path) -> OnnxRecognizer:
+        session = onnx_session(path)
+        meta = session.get_modelmeta().custom_metadata_map
+        try:
+            features = features_from_metadata(meta["features"])
+            tokens = list(json.loads(meta["tokens"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LstmAsrError(f"{path}: not an lstm-asr ONNX export (metadata: {exc})") from None
+        if meta.get("head", "ctc") != "ctc":
+            raise LstmAsrError(f"{path}: a {meta['head']} network; decode the experiment or its TorchScript export")
+        return cls(session, features, tokens, meta.get("corpus_type", ""), meta.get("units", "phones"),
+                   int(meta.get("frame_reduction", 1)), str(path))
+
+    @property
+    def transducer(self) -> TransducerParts | None:
+        return None
+
+    @property
+    def frame_reduction(self) -> int:
+        return self.reduction
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.features.frame_shift_ms / 1000 * self.reduction
+
+    def network(self, feats: torch.Tensor) -> torch.Tensor:
+        """The network on one utterance's features (T, D): log-probabilities (T', C)."""
+        x = np.ascontiguousarray(feats.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
+
+    def log_probs(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.network(compute_features(waveform, self.features))
+
+    def ink_log_probs(self, ink, feats: torch.Tensor) -> torch.Tensor:
+        return self.network(feats)

@@ -87,7 +87,7 @@ def build_model(recipe: Recipe, input_dim: int, num_classes: int) -> BLSTMEncode
                       conv_channels=m.conv_channels, conv_kernel=m.conv_kernel, freq_bins=freq_bins,
                       lmu_order=m.lmu_order, lmu_theta=m.lmu_theta, lmu_memories=m.lmu_memories, head=m.head,
                       pred_hidden=m.pred_hidden, pred_layers=m.pred_layers, pred_embedding=m.pred_embedding,
-                      joint_dim=m.joint_dim)
+                      pred_context=m.pred_context, joint_dim=m.joint_dim)
     model = network_for(cfg)
     if is_transducer(model):
         model.joint_budget_mb = recipe.training.joint_budget_mb
@@ -263,9 +263,11 @@ def _train(recipe: Recipe, out: Path, show_progress: bool, resume: bool, force: 
     if dist.active and ckpt is None:  # a resumed process has its own generators back already
         seed_everything(dist.rank_seed(t.seed))
     params = model.num_parameters()
-    print(f"Model: {model.config.layers}x{model.config.hidden} BLSTM"
-          + (f" + transducer (prediction {model.config.pred_layers}x{model.config.pred_hidden}, joint "
-             f"{model.config.joint_dim})" if is_transducer(model) else " + CTC") + f", {params / 1e6:.2f}M weights, "
+    mc = model.config
+    prediction = (f"stateless, last {mc.pred_context} labels -> {mc.pred_hidden}" if mc.pred_context
+                  else f"{mc.pred_layers}x{mc.pred_hidden}")
+    head = f" + transducer (prediction {prediction}, joint {mc.joint_dim})" if is_transducer(model) else " + CTC"
+    print(f"Model: {mc.layers}x{mc.hidden} BLSTM{head}, {params / 1e6:.2f}M weights, "
           f"{len(tokens)} outputs; train {len(train_split)} utterances, {train_split.num_frames.sum()} frames")
     # Frame-rate reduction (model.stack_frames/subsample/pyramid) can leave too few frames for an utterance's
     # labels: those are skipped, and counted, here (prep checked the full frame rate).
