@@ -128,7 +128,9 @@ class TextCorpusSource(FittedOnTrainingText):
         return self._listings[name]
 
     def training_texts(self) -> list[str]:
-        return [u.text for u in self.listing(self.train_split).utterances]
+        """The training split's transcripts (what fitted units learn from); none for a corpus that a multi-corpus
+        recipe only tests or develops on (``train_split: ""``): its labels keep every symbol, scored as they are."""
+        return [u.text for u in self.listing(self.train_split).utterances] if self.train_split else []
 
     def split(self, name: str) -> SplitItems:
         """A split's utterances; symbols outside the training inventory skip a training utterance and stay in any
