@@ -282,3 +282,17 @@ def test_bpe_units_through_a_reader(kaldi):
 
     assert all(tokens_to_words(it.labels, "bpe") == text[it.utt_id].split() for it in items)
     assert set().union(*(it.labels for it in items)) <= set(src.tokens())
+
+
+def test_a_corpus_only_tested_on_fits_nothing_and_keeps_every_symbol(kaldi):
+    """train_split "" (a multi-corpus recipe's test-only corpus): no training split is read, no units are fitted,
+    and the dev split's labels are its transcripts, every character kept (scored against the model's inventory)."""
+    src = source("kaldi_dir", kaldi, train_split="")
+    assert src.tokens() == [WORD_SEP]  # characters: only the word boundary, which every inventory has
+    text = dict(line.split(" ", 1) for line in (kaldi / "dev" / "text").read_text().splitlines())
+    items = src.split("dev").items
+    assert len(items) == len(text) > 0
+    for it in items:
+        assert "".join(it.labels).replace(WORD_SEP, " ") == text[it.utt_id]
+    with pytest.raises(CorpusError):
+        source("kaldi_dir", kaldi, train_split="missing").tokens()
