@@ -258,9 +258,8 @@ class HfDatasetSource(TextCorpusSource):
     def from_recipe(cls, root: Path, corpus=None) -> HfDatasetSource:
         if corpus is None:
             return cls(root)
-        return cls(root, units=corpus.units, lexicon=corpus.lexicon, bpe_vocab_size=corpus.bpe_vocab_size,
-                   train_split=corpus.train_split, text_column=corpus.text_column, audio_column=corpus.audio_column,
-                   speaker_column=corpus.speaker_column, id_column=corpus.id_column)
+        return cls(root, **cls.text_options(corpus), text_column=corpus.text_column,
+                   audio_column=corpus.audio_column, speaker_column=corpus.speaker_column, id_column=corpus.id_column)
 
     def split_files(self, name: str) -> list[Path]:
         """The table files of split ``name``, in row order."""

@@ -29,7 +29,7 @@ from data_prep.inkml import ink_from_inkml, truth_of
 from data_prep.safe_xml import parse_xml
 from data_prep.sources import CorpusItem, SplitItems, register_source
 from data_prep.unipen import looks_like_unipen, read_unipen
-from data_prep.units import WORD_SEP, CharUnits, FittedOnTrainingText, UnitError, tokens_to_words
+from data_prep.units import CharUnits, FittedOnTrainingText, ScoredAsCharacters, UnitError
 from lstm_asr.errors import CorpusError
 
 SPLIT_FILES = {"train": "trainset.txt", "dev": "testset_v.txt", "dev2": "testset_t.txt", "test": "testset_f.txt"}
@@ -172,12 +172,12 @@ def form_dir(root: Path, form_id: str) -> Path:
 
 
 @register_source
-class OndbSource(FittedOnTrainingText):
-    """IAM-OnDB (or the generated corpus in its layout): character labels, space included (as ``|``)."""
+class OndbSource(ScoredAsCharacters, FittedOnTrainingText):
+    """IAM-OnDB (or the generated corpus in its layout): character labels, space included (as ``|``); scored in
+    characters (CER) and words (WER)."""
 
     kind = "ondb"
     default_units = "chars"
-    metric = "CER"
 
     def __init__(self, root: Path, train_split: str = "train") -> None:
         self.root = Path(root)
@@ -242,27 +242,6 @@ class OndbSource(FittedOnTrainingText):
     def read(path: str) -> Ink:
         """The pen strokes of one stroke file (XML or InkML). Runs in prep's worker processes."""
         return read_ink(path)
-
-    @staticmethod
-    def score_units(symbols: list[str]) -> list[str]:
-        """Characters, the word boundary included: character error rate."""
-        return list(symbols)
-
-    @staticmethod
-    def word_units(symbols: list[str]) -> list[str]:
-        """Words glued back from the characters: word error rate."""
-        return tokens_to_words(symbols, "chars")
-
-    extra_metrics = {"WER": word_units}
-
-    @classmethod
-    def scorer(cls, units: str = ""):
-        return cls.score_units
-
-
-def text_to_labels(text: str) -> list[str]:
-    """Character labels of a text line as the ondb source makes them (space -> ``|``)."""
-    return [WORD_SEP if c == " " else c for c in " ".join(text.split())]
 
 
 def repair_summary(counts: Counter) -> str:

@@ -204,8 +204,7 @@ class LhotseSource(TextCorpusSource):
     def from_recipe(cls, root: Path, corpus=None) -> LhotseSource:
         if corpus is None:
             return cls(root)
-        return cls(root, units=corpus.units, lexicon=corpus.lexicon, bpe_vocab_size=corpus.bpe_vocab_size,
-                   allow_commands=corpus.allow_commands, train_split=corpus.train_split, channel=corpus.channel,
+        return cls(root, **cls.text_options(corpus), allow_commands=corpus.allow_commands, channel=corpus.channel,
                    alignment=corpus.alignment)
 
     def list_split(self, name: str) -> Listing:

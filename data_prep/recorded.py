@@ -141,8 +141,7 @@ class RecordedSpeechSource(TextCorpusSource):
             heldout = HeldOut(corpus.split_by, corpus.dev_share, corpus.test_share, tuple(corpus.test_speakers))
         except ValueError as exc:
             raise LstmAsrError(f"corpus: {exc}") from None
-        return cls(root, units=corpus.units, lexicon=corpus.lexicon, bpe_vocab_size=corpus.bpe_vocab_size,
-                   train_split=corpus.train_split, heldout=heldout, prompts=corpus.prompts,
+        return cls(root, **cls.text_options(corpus), heldout=heldout, prompts=corpus.prompts,
                    word_fallback=corpus.word_fallback)
 
     # --- what a subclass provides -----------------------------------------------------------------------------

@@ -116,8 +116,14 @@ class TextCorpusSource(FittedOnTrainingText):
         """Build from a recipe's corpus section (None: the defaults)."""
         if corpus is None:
             return cls(root)
-        return cls(root, units=corpus.units, lexicon=corpus.lexicon, bpe_vocab_size=corpus.bpe_vocab_size,
-                   allow_commands=corpus.allow_commands, train_split=corpus.train_split)
+        return cls(root, **cls.text_options(corpus), allow_commands=corpus.allow_commands)
+
+    @staticmethod
+    def text_options(corpus) -> dict:
+        """What every text corpus takes from a recipe's corpus section (the units and the training split), as
+        keyword arguments of the constructor; a subclass's ``from_recipe`` adds its own."""
+        return {"units": corpus.units, "lexicon": corpus.lexicon, "bpe_vocab_size": corpus.bpe_vocab_size,
+                "train_split": corpus.train_split}
 
     def list_split(self, name: str) -> Listing:
         raise NotImplementedError

@@ -56,7 +56,7 @@ import numpy as np
 
 from data_prep.ink import Ink
 from data_prep.sources import CorpusItem, SplitItems, register_source
-from data_prep.units import WORD_SEP, CharUnits, FittedOnTrainingText, UnitError, tokens_to_words
+from data_prep.units import WORD_SEP, CharUnits, FittedOnTrainingText, ScoredAsCharacters, UnitError
 from lstm_asr.errors import CorpusError
 
 DEFAULT_RATE_HZ = 100.0  # when a file names no .POINTS_PER_SECOND and has no T column
@@ -565,12 +565,12 @@ _INDEX_LINE = re.compile(r"^\.(INCLUDE|SEGMENT)\b(.*(?:\n(?!\.).*)*)", re.M)
 
 
 @register_source
-class UnipenSource(FittedOnTrainingText):
-    """UNIPEN words (or other segment levels): character labels, a writer-disjoint split by hash."""
+class UnipenSource(ScoredAsCharacters, FittedOnTrainingText):
+    """UNIPEN words (or other segment levels): character labels, a writer-disjoint split by hash; scored in
+    characters (CER) and words (WER)."""
 
     kind = "unipen"
     default_units = "chars"
-    metric = "CER"
 
     def __init__(self, root: Path, options: UnipenOptions | None = None, train_split: str = "train") -> None:
         self.root = Path(root)
@@ -739,22 +739,3 @@ class UnipenSource(FittedOnTrainingText):
     def read(path: str, part: str | None = None) -> Ink:
         """The pen strokes of one segment (or assembled line). Runs in prep's worker processes."""
         return read_unipen(path, part)[0]
-
-    @staticmethod
-    def score_units(symbols: list[str]) -> list[str]:
-        return list(symbols)
-
-    @staticmethod
-    def word_units(symbols: list[str]) -> list[str]:
-        return tokens_to_words(symbols, "chars")
-
-    extra_metrics = {"WER": word_units}
-
-    @classmethod
-    def scorer(cls, units: str = ""):
-        return cls.score_units
-
-
-def label_symbols(text: str) -> list[str]:
-    """Character labels of a UNIPEN label as the source makes them (space -> ``|``)."""
-    return [WORD_SEP if c == " " else c for c in " ".join(text.split())]

@@ -234,6 +234,34 @@ class FittedOnTrainingText:
         return self.units.inventory
 
 
+def char_labels(text: str) -> list[str]:
+    """Character labels of a text whatever the inventory: its characters, each run of white space one ``|``."""
+    return [WORD_SEP if c == " " else c for c in normalize_text(text)]
+
+
+class ScoredAsCharacters:
+    """Mixin for the handwriting sources' scoring: the error rate over characters, word boundary included (CER),
+    and a word error rate (WER) over the words the characters spell."""
+
+    metric = "CER"
+
+    @staticmethod
+    def score_units(symbols: list[str]) -> list[str]:
+        """Characters, the word boundary included: character error rate."""
+        return list(symbols)
+
+    @staticmethod
+    def word_units(symbols: list[str]) -> list[str]:
+        """Words glued back from the characters: word error rate."""
+        return tokens_to_words(symbols, "chars")
+
+    extra_metrics = {"WER": word_units}
+
+    @classmethod
+    def scorer(cls, units: str = ""):
+        return cls.score_units
+
+
 def make_units(units: str, lexicon: str = "", bpe_vocab_size: int = 100) -> Units:
     """The unit set a recipe names (``corpus.units``)."""
     if units == "chars":

@@ -312,7 +312,8 @@ def test_decode_and_render_cli(ink_exp: Path, small_corpus: Path, tmp_path: Path
 def test_evaluate_scores_test_lines_with_unknown_characters(ink_exp: Path, tmp_path: Path) -> None:
     import shutil
 
-    from data_prep.iam_ondb import read_transcription, text_to_labels
+    from data_prep.iam_ondb import read_transcription
+    from data_prep.units import char_labels
     from lstm_asr.recognition.experiment_evaluation import evaluate_experiment
 
     exp = shutil.copytree(ink_exp, tmp_path / "exp")  # evaluate rewrites decode_test
@@ -323,7 +324,7 @@ def test_evaluate_scores_test_lines_with_unknown_characters(ink_exp: Path, tmp_p
     scores = json.loads((exp / "decode_test" / "scores.json").read_text())
     # Every line is scored, the unknown characters counted in N as the transcription spells them.
     assert scores["utterances"] == len(texts) == 8
-    assert scores["ref_tokens"] == sum(len(text_to_labels(t)) for t in texts)
+    assert scores["ref_tokens"] == sum(len(char_labels(t)) for t in texts)
     refs, hyps = (_lines(exp / "decode_test" / name) for name in ("ref.txt", "hyp.txt"))
     assert round(100 * scores["rate"], 2) == _rate(refs, hyps)
     assert scores["unknown_symbols"] == {"symbols": {"^": 1, "~": 1}, "utterances": 2}

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from lstm_asr.data.features import FeatureConfig
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.export.torchscript import SingleUtteranceNetwork
+from lstm_asr.export.torchscript import SingleUtteranceNetwork, experiment_to_export
 from lstm_asr.nn.model import BLSTMCTC
 from lstm_asr.recognition.recognizer import Recognizer
 
@@ -35,19 +36,28 @@ def onnx_problem(model: BLSTMCTC) -> str | None:
     return None
 
 
+def experiment_to_onnx(exp: str | Path, fmt: str, extra: str, target: str,
+                       problem: Callable[[Recognizer], str | None]) -> Recognizer:
+    """The experiment an ONNX export (``--format fmt``) writes out, after the checks every ONNX export makes, each a
+    one-line error: the ``onnx`` package is installed (from the ``extra`` of lstm-asr), ``exp`` is an experiment
+    rather than an exported file, and ``problem`` finds nothing that keeps it from going ``target``."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise LstmAsrError(f"--format {fmt} needs the onnx package (pip install 'lstm-asr[{extra}]')") from None
+    rec = experiment_to_export(exp)
+    why = problem(rec)
+    if why is not None:
+        raise LstmAsrError(f"{exp}: cannot export {target}: {why}")
+    return rec
+
+
 def export_onnx(exp: str | Path, out: str | Path) -> Path:
     """Write the network (features -> log-probs, one utterance) as ONNX, with the feature settings and token list
     in its metadata. Needs the optional ``onnx`` package."""
-    try:
-        import onnx
-    except ImportError:
-        raise LstmAsrError("--format onnx needs the onnx package (pip install 'lstm-asr[onnx]')") from None
-    rec = Recognizer.load(exp)
-    if rec.model is None:
-        raise LstmAsrError(f"{exp}: already an exported model; export from the experiment folder")
-    problem = onnx_problem(rec.model)
-    if problem is not None:
-        raise LstmAsrError(f"{exp}: cannot export to ONNX: {problem}")
+    rec = experiment_to_onnx(exp, "onnx", "onnx", "to ONNX", lambda r: onnx_problem(r.model))
+    import onnx  # there: experiment_to_onnx checked
+
     net = SingleUtteranceNetwork(rec.model.eval())
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

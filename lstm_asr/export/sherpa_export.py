@@ -41,8 +41,7 @@ import torch
 from torch import nn
 
 from lstm_asr.data.features import FeatureConfig
-from lstm_asr.errors import LstmAsrError
-from lstm_asr.export.onnx_export import onnx_problem
+from lstm_asr.export.onnx_export import experiment_to_onnx, onnx_problem
 from lstm_asr.export.torchscript import SingleUtteranceEncoder, SingleUtteranceNetwork
 from lstm_asr.recognition.recognizer import Recognizer
 
@@ -179,16 +178,7 @@ def _write(module: nn.Module, example: tuple, path: Path, inputs: list[str], out
 
 def export_sherpa(exp: str | Path, out_dir: str | Path) -> Path:
     """Write the experiment's best model for sherpa-onnx into ``out_dir``; returns ``out_dir``."""
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise LstmAsrError("--format sherpa-onnx needs the onnx package (pip install 'lstm-asr[sherpa]')") from None
-    rec = Recognizer.load(exp)
-    if rec.model is None:
-        raise LstmAsrError(f"{exp}: already an exported model; export from the experiment folder")
-    problem = sherpa_problem(rec)
-    if problem is not None:
-        raise LstmAsrError(f"{exp}: cannot export for sherpa-onnx: {problem}")
+    rec = experiment_to_onnx(exp, "sherpa-onnx", "sherpa", "for sherpa-onnx", sherpa_problem)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     f, c = rec.features, rec.model.config

@@ -235,7 +235,8 @@ class ExportedStream(ExportedMetadata):
         return log_probs
 
 
-def _experiment(exp: str | Path) -> Recognizer:
+def experiment_to_export(exp: str | Path) -> Recognizer:
+    """The experiment (folder or checkpoint) an export writes out; an already exported file is a one-line error."""
     rec = Recognizer.load(exp)
     if rec.model is None:
         raise LstmAsrError(f"{exp}: already an exported model; export from the experiment folder")
@@ -260,7 +261,7 @@ def export_torchscript(exp: str | Path, out: str | Path, streaming: bool = False
                        chunk_frames: int = 0, right_context: int = -1) -> Path:
     """Write the experiment's best model as a TorchScript file (whole recordings, or with ``streaming`` the
     streaming pipeline); returns ``out``."""
-    rec = _experiment(exp)
+    rec = experiment_to_export(exp)
     model = quantized(rec.model.eval(), quantize)
     if isinstance(rec.features, InkFeatureConfig):
         if streaming:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from data_prep.iam_ondb import read_ink_and_truth
-from data_prep.units import WORD_SEP
+from data_prep.units import char_labels
 from lstm_asr.data.ink_features import InkFeatureConfig, featurize_ink
 from lstm_asr.data.tokens import BLANK
 from lstm_asr.errors import CorpusError, LstmAsrError
@@ -31,7 +31,7 @@ from lstm_asr.scoring.levenshtein import align
 def reference_labels(ref: str, tokens: list[str]) -> tuple[list[str], list[str]]:
     """Character labels of a transcription (a space is ``|``), and those of its characters that are outside the
     model's inventory (sorted). Those stay in the labels: scored, they are errors the model cannot avoid."""
-    labels = [WORD_SEP if c == " " else c for c in " ".join(ref.split())]
+    labels = char_labels(ref)
     known = set(tokens) - {BLANK}
     return labels, sorted({c for c in labels if c not in known})
 

@@ -67,12 +67,12 @@ class Recognizer:
     drives); :meth:`searcher` gives the search that reads them.
     """
 
-    model: BLSTMEncoder | None  # None for an exported TorchScript file (ScriptedRecognizer)
+    model: BLSTMEncoder | None  # None for an exported file (ScriptedRecognizer, OnnxRecognizer run it themselves)
     source: str = ""  # the file it was loaded from (for messages)
 
-    def __init__(self, model: BLSTMEncoder, features: FeatureConfig | InkFeatureConfig, tokens: list[str],
+    def __init__(self, model: BLSTMEncoder | None, features: FeatureConfig | InkFeatureConfig, tokens: list[str],
                  corpus_type: str, units: str = "phones", source: str = "") -> None:
-        self.model = model.eval()
+        self.model = model.eval() if model is not None else None
         self.features = features
         self.tokens = tokens
         self.corpus_type = corpus_type
@@ -211,14 +211,8 @@ class ScriptedRecognizer(Recognizer):
 
     def __init__(self, module: torch.jit.ScriptModule, features: FeatureConfig | InkFeatureConfig,
                  tokens: list[str], corpus_type: str, units: str, source: str = "") -> None:
+        super().__init__(None, features, tokens, corpus_type, units, source)
         self.scripted = module.eval()
-        self.model = None
-        self.features = features
-        self.tokens = tokens
-        self.corpus_type = corpus_type
-        self.units = units
-        self.source = source
-        self.input_type = "ink" if isinstance(features, InkFeatureConfig) else "audio"
         # Attributes of transducer exports (older and CTC exports have neither).
         self.is_scripted_transducer = str(getattr(module, "head", "ctc")) == "transducer"
         self.reduction = int(getattr(module, "frame_reduction", 1))
@@ -305,14 +299,8 @@ class OnnxRecognizer(Recognizer):
 
     def __init__(self, session, features: FeatureConfig | InkFeatureConfig, tokens: list[str], corpus_type: str,
                  units: str, frame_reduction: int, source: str = "") -> None:
+        super().__init__(None, features, tokens, corpus_type, units, source)
         self.session = session
-        self.model = None
-        self.features = features
-        self.tokens = tokens
-        self.corpus_type = corpus_type
-        self.units = units
-        self.source = source
-        self.input_type = "ink" if isinstance(features, InkFeatureConfig) else "audio"
         self.reduction = frame_reduction
         self.input_name = session.get_inputs()[0].name
 
