@@ -103,9 +103,15 @@ def test_corpora_schema_errors(data: dict, where: str, says: str) -> None:
     assert "\n" not in str(err.value)
 
 
-def test_example_recipe_parses() -> None:
-    r = load_recipe(Path(__file__).parents[1] / "recipes" / "real_en" / "mixed_example.yaml")
-    assert [c.name for c in r.corpora] == ["synth", "recorded"] and r.features.normalize == "speaker"
+def test_real_en_multi_corpus_recipes_parse() -> None:
+    real_en = Path(__file__).parents[1] / "recipes" / "real_en"
+    mixed = load_recipe(real_en / "recorded_generated.yaml")
+    assert [c.name for c in mixed.corpora] == ["so762", "native", "synth"]
+    assert [c.weight for c in mixed.corpora] == [1, 1, 2]
+    assert load_recipe(real_en / "recorded_speaker_norm.yaml").features.normalize == "speaker"
+    assert load_recipe(real_en / "adapted.yaml").training.init_from == "exp/synth_timit_demo"
+    held_out = load_recipe(real_en / "transfer_to_so762.yaml").corpora[-1]
+    assert (held_out.name, held_out.train_split, held_out.dev_split, held_out.test_split) == ("so762", "", "", "test")
 
 
 # --- inventory, weights, sentences -----------------------------------------------------------------------------
