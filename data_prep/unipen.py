@@ -683,8 +683,8 @@ class UnipenSource(ScoredAsCharacters, FittedOnTrainingText):
                 skipped.append((f"{f}#{seg.delineation}", f"character {bad!r} is not in the chosen character set "
                                                           f"({self.options.charset or 'any but |'})"))
                 continue
-            try:
-                labels = self.units.labels(seg.label)
+            try:  # dev and test references keep characters training never had: they are scored, not dropped
+                labels = self.units.labels(seg.label, keep_unknown=base != "train")
             except UnitError as exc:
                 skipped.append((f"{f}#{seg.delineation}", str(exc)))
                 continue

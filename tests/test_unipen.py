@@ -152,6 +152,17 @@ def test_sites_writers_and_languages() -> None:
         source().split("valid")
 
 
+def test_held_out_references_keep_characters_training_never_had() -> None:
+    held = source(test_sites=("tst",))  # only tst's writer writes "far": no training word has an "f"
+    assert not any("f" in it.labels for it in held.split("train").items)
+    assert ("f", "a", "r") in {it.labels for it in held.split("site_test").items}  # scored as a reference, kept
+    # A tested-only corpus (train_split "", as in a multi-corpus recipe) has no training text at all: every
+    # held-out word is still read, none is skipped for its characters.
+    tested_only = UnipenSource(FIXTURE, UnipenOptions(dev_fraction=0.0, test_fraction=1.0), train_split="")
+    split = tested_only.split("test")
+    assert split.items and not [r for _, r in split.skipped if "character" in r]
+
+
 def test_writer_hash_split_is_disjoint_deterministic_and_sized() -> None:
     writers = [f"site{k % 7}/w{k}" for k in range(4000)]
     roles = [writer_role(w, 0.1, 0.2) for w in writers]
@@ -181,6 +192,26 @@ def test_recipe_section_reaches_the_source(tmp_path: Path) -> None:
     src = open_source("unipen", r.corpus.path, r.corpus)
     assert {it.speaker for it in src.split("train").items} == {"tst/anna"}
     assert "\u00fc" not in src.tokens()
+
+
+def test_tested_only_corpus_prepares_every_word_and_blames_no_inventory(tmp_path: Path) -> None:
+    """In a multi-corpus recipe, a UNIPEN corpus that is only tested (train_split "") keeps all its words; its reader
+    has no training text, so prep must not call every character "outside the model's inventory"."""
+    from lstm_asr.data.prep import prep
+    from lstm_asr.recipe import load_recipe
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: u\ncorpora:\n"
+        f"  - {{name: a, type: unipen, path: {FIXTURE}, dev_split: '', test_split: '',\n"
+        "     unipen: {categories: ['6'], sites: [tst], dev_fraction: 0, test_fraction: 0}}\n"
+        f"  - {{name: b, type: unipen, path: {FIXTURE}, train_split: '', dev_split: test, test_split: test,\n"
+        "     unipen: {categories: ['6'], sites: [nopu], dev_fraction: 0, test_fraction: 1}}\n"
+        f"features:\n  type: ink\n  ink_resolution: true\n  ink_pen_up_time: false\n  store: {tmp_path / 'f'}\n")
+    reports = {r.split: r for r in prep(load_recipe(recipe), show_progress=False, jobs=1)}
+    tested = reports["b/test"]
+    assert tested.utterances == 2 and not tested.unknown.get("symbols")  # bob's "ol" and "cl"
+    assert "outside the model's inventory" not in tested.summary()
 
 
 # --- lines from words -------------------------------------------------------------------------------------------------

@@ -379,6 +379,10 @@ def prep(recipe: Recipe, force: bool = False, jobs: int | None = None, show_prog
                                     progress=lambda t=task: bar.advance(t), shard_size=shard_size,
                                     scoring_only=split != corpus.train_split)
                 report.split = label
+                if not corpus.train_split:
+                    # A corpus that is only tested has no inventory of its own (its reader saw no training text):
+                    # the model's is the training corpora's union, and train/evaluate report what that lacks.
+                    report.unknown = {}
                 done = report.utterances + sum(report.skipped.values())
                 bar.update(task, total=done, completed=done)
                 reports.append(report)
