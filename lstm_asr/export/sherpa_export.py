@@ -28,6 +28,9 @@ be computed from sherpa-onnx's fbank, which has no energy term: train with ``use
 be 25 ms / 10 ms without dither; the cells and layers ONNX takes (:func:`~lstm_asr.export.onnx_export.onnx_problem`);
 an LSTM prediction network has a state sherpa-onnx's decoder does not carry. Graphs run one utterance at a time
 (sherpa-onnx's ``decode_stream``; a batch of several streams is refused by the graph's shape check).
+
+Streaming models (sherpa-onnx's ``OnlineRecognizer``) are :mod:`lstm_asr.export.sherpa_online`'s;
+``lstm-asr export --format sherpa-onnx`` writes both (:mod:`lstm_asr.export.sherpa_folder`).
 """
 
 from __future__ import annotations
