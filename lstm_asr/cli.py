@@ -426,6 +426,8 @@ def export(
         raise LstmAsrError(f"unknown --format {fmt!r} (use torchscript, onnx or sherpa-onnx)")
     if (fmt == "onnx" and streaming) or (fmt != "torchscript" and quantize):
         raise LstmAsrError(f"--streaming and --quantize write TorchScript (drop --format {fmt})")
+    if fmt == "sherpa-onnx" and right_context >= 0:
+        raise LstmAsrError("--right-context: a sherpa-onnx streaming model looks ahead as it was trained (drop it)")
     if fmt == "sherpa-onnx":  # a folder: offline model, streaming one in online/ (lstm_asr/export/sherpa_folder.py)
         path = export_sherpa_folder(exp, out, chunk_frames, streaming)
     elif is_transducer_checkpoint(exp):  # transducers: their own export (lstm_asr/export/transducer_torchscript.py)

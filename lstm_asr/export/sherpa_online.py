@@ -29,8 +29,8 @@ reads (it creates them as zeros, stacks, unstacks and hands them back):
   its h and c, the four attention caches (shrunk to one value) pass through unused, the embedding cache (N, 128, 3,
   19) carries the frames behind and ``processed_lens`` (N,) the frames decoded so far (0: a fresh stream);
   outputs the log-probabilities (N, T', C) and the next states. (NeMo's streaming CTC type has freer state shapes,
-  but sherpa-onnx 2 computes NeMo's own filterbank for it, slaney mel bands, not Kaldi's: found by a model that
-  echoes its input.)
+  but sherpa-onnx 2.0.1 feeds it a NeMo-style filterbank, close to slaney mel bands and not Kaldi's: measured with
+  a graph that echoes its input, which for this type and the two below gets Kaldi's frames.)
 * a **transducer** with a stateless prediction network (``model.pred_context``) as icefall's LSTM transducer
   (``model_type`` ``lstm``): ``encoder.onnx`` (``x`` (N, T, mel bins), ``h`` (R, N, hidden), ``c`` (R, N, hidden)
   -> ``encoder_out`` (N, T', J), next ``h``, ``c``), where the first ``layers`` rows of ``h`` and ``c`` are the LSTM
@@ -42,8 +42,8 @@ Both take sherpa-onnx's fbank at Kaldi's 16-bit sample scale: its ``FeatureExtra
 ``normalize_samples=False, snip_edges=True, high_freq=0`` (and ``feature_dim``); ``README.md`` in the folder shows
 it. Not exact, and why: sherpa-onnx never decodes the frames after the last complete chunk (``T + 1`` frames must
 exist past the decoded position, and ``input_finished()`` does not change that), so the last ``T - chunk_shift + 1``
-to ``T`` frames of a stream give no output; a user appends ``T`` frames of silence (``tail_seconds`` in the note)
-so that all of the audio is decoded, and then the last frames' deltas (and look-ahead) read that silence where
+to ``T`` frames of a stream give no output; a user appends ``T`` frames of silence (the folder's README.md says how
+much) so that all of the audio is decoded, and then the last frames' deltas (and look-ahead) read that silence where
 whole-utterance decoding replicates the last frame. Everything sherpa-onnx does decode from the audio alone is
 exact. Refused (one-line errors): bidirectional whole-utterance models (offline only), utterance or speaker
 normalisation (their statistics need the whole utterance), ConvLSTM, LSTM projections (ONNX's LSTM has none),
@@ -162,7 +162,6 @@ class OnlineEncoder(nn.Module):
         self.right = (c.right_context if c.bidirectional else 0) // c.subsample
         # Frames each call reads: the chunk, its look-ahead, the stacking's, the deltas'.
         self.window = shift + self.right * c.subsample + max(0, c.stack_frames - c.subsample) + 2 * f.deltas
-        self.hidden = c.hidden
 
     def _stack(self, feats: torch.Tensor) -> torch.Tensor:
         """Network frame k = input frames k*s .. k*s + stack - 1 side by side, for the chunk and its look-ahead."""
@@ -392,7 +391,8 @@ def _note(rec: Recognizer, files: str, window: int, shift: int) -> str:
         "and whole-file decoding (to float rounding); the last frames before appended silence read it where "
         "whole-file decoding repeats the last frame.\n"
         f"Token times: sherpa-onnx takes every output frame for 40 ms; this model's are {10 * c.frame_reduction} "
-        f"ms, so multiply its timestamps by {c.frame_reduction}/4.\n")
+        f"ms, so multiply its timestamps by {c.frame_reduction}/4 (and its end-pointing rules, which count trailing "
+        "blank frames, by the same factor).\n")
 
 
 def online_recognizer(out_dir: str | Path, threads: int = 1):
