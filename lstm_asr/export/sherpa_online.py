@@ -90,6 +90,8 @@ def online_problem(rec: Recognizer) -> str | None:
     if rec.transducer is not None and not c.pred_context:
         return ("sherpa-onnx's transducer decoder is stateless (the last N labels): train with model.pred_context: "
                 "N instead of the LSTM prediction network")
+    if rec.transducer is None and math.prod(_behind_shape(rec)) > math.prod(EMBED_STATES):
+        return f"the deltas' frames behind a call do not fit the {math.prod(EMBED_STATES)} floats of its state"
     return None
 
 
