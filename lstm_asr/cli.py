@@ -403,29 +403,33 @@ def export(
     exp: Annotated[Path, typer.Argument(help="Experiment folder (its best.pt) or checkpoint.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="File to write.")] = Path("model.pt"),
     fmt: Annotated[str, typer.Option("--format", help="torchscript (waveform in), onnx (features in) or sherpa-onnx "
-                                                      "(a folder for sherpa-onnx: -o names it).")] = "torchscript",
+                                                      "(a folder for sherpa-onnx: -o names it; a model that "
+                                                      "streams also gets OUT/online/).")] = "torchscript",
     streaming: Annotated[bool, typer.Option("--streaming", help="TorchScript with initial_state(), step(samples, "
                                                                 "state) and finish(state): stream without "
-                                                                "lstm-asr.")] = False,
+                                                                "lstm-asr. With --format sherpa-onnx: the "
+                                                                "streaming model is required.")] = False,
     quantize: Annotated[str, typer.Option(help="int8: dynamic int8 quantization of the LSTM/GRU and linear "
                                                "layers.")] = "",
-    chunk_frames: Annotated[int, typer.Option(min=0, help="With --streaming: chunk size in input frames (0: the "
-                                                          "model's own, else 40).")] = 0,
+    chunk_frames: Annotated[int, typer.Option(min=0, help="With --streaming or --format sherpa-onnx: chunk size in "
+                                                          "input frames (0: the model's own, else 40).")] = 0,
     right_context: Annotated[int, typer.Option(min=-1, help="With --streaming: look-ahead frames (-1: the model's "
                                                             "own, or the chunk size).")] = -1,
 ) -> None:
     """Write a self-contained model: TorchScript with the feature pipeline and token list, or ONNX (network only)."""
     from lstm_asr.export.onnx_export import export_onnx
-    from lstm_asr.export.sherpa_export import export_sherpa
+    from lstm_asr.export.sherpa_folder import export_sherpa_folder
     from lstm_asr.export.torchscript import export_torchscript
     from lstm_asr.export.transducer_torchscript import export_transducer, is_transducer_checkpoint
 
     if fmt not in ("torchscript", "onnx", "sherpa-onnx"):
         raise LstmAsrError(f"unknown --format {fmt!r} (use torchscript, onnx or sherpa-onnx)")
-    if fmt != "torchscript" and (streaming or quantize):
+    if (fmt == "onnx" and streaming) or (fmt != "torchscript" and quantize):
         raise LstmAsrError(f"--streaming and --quantize write TorchScript (drop --format {fmt})")
-    if fmt == "sherpa-onnx":  # CTC and transducer models: a folder (lstm_asr/export/sherpa_export.py)
-        path = export_sherpa(exp, out)
+    if fmt == "sherpa-onnx" and right_context >= 0:
+        raise LstmAsrError("--right-context: a sherpa-onnx streaming model looks ahead as it was trained (drop it)")
+    if fmt == "sherpa-onnx":  # a folder: offline model, streaming one in online/ (lstm_asr/export/sherpa_folder.py)
+        path = export_sherpa_folder(exp, out, chunk_frames, streaming)
     elif is_transducer_checkpoint(exp):  # transducers: their own export (lstm_asr/export/transducer_torchscript.py)
         if streaming or quantize:
             raise LstmAsrError("--streaming and --quantize export CTC models; a transducer exports whole")

@@ -28,6 +28,9 @@ be computed from sherpa-onnx's fbank, which has no energy term: train with ``use
 be 25 ms / 10 ms without dither; the cells and layers ONNX takes (:func:`~lstm_asr.export.onnx_export.onnx_problem`);
 an LSTM prediction network has a state sherpa-onnx's decoder does not carry. Graphs run one utterance at a time
 (sherpa-onnx's ``decode_stream``; a batch of several streams is refused by the graph's shape check).
+
+Streaming models (sherpa-onnx's ``OnlineRecognizer``) are :mod:`lstm_asr.export.sherpa_online`'s;
+``lstm-asr export --format sherpa-onnx`` writes both (:mod:`lstm_asr.export.sherpa_folder`).
 """
 
 from __future__ import annotations
@@ -50,8 +53,9 @@ LOG_32768_SQUARED = 2 * math.log(32768.0)  # log mel of samples in [-1, 1] vs Ka
 CTC_MODEL_TYPE = "fire-red-asr-2-ctc"
 
 
-def sherpa_problem(rec: Recognizer) -> str | None:
-    """Why the experiment cannot go to sherpa-onnx (one line), or None when it can."""
+def front_end_problem(rec: Recognizer) -> str | None:
+    """Why sherpa-onnx's fbank cannot feed the experiment's network (one line), or None when it can: the offline
+    and the online (:mod:`lstm_asr.export.sherpa_online`) models share it."""
     f = rec.features
     if not isinstance(f, FeatureConfig):
         return "a handwriting model: sherpa-onnx reads audio"
@@ -60,6 +64,17 @@ def sherpa_problem(rec: Recognizer) -> str | None:
                 "compute: train with features.use_energy: false")
     if (f.frame_length_ms, f.frame_shift_ms) != (25.0, 10.0) or f.dither:
         return "sherpa-onnx frames 25 ms every 10 ms without dither; this model's features differ"
+    return None
+
+
+def sherpa_problem(rec: Recognizer) -> str | None:
+    """Why the experiment cannot go to sherpa-onnx's offline recognizer (one line), or None when it can."""
+    problem = front_end_problem(rec)
+    if problem is not None:
+        return problem
+    if rec.features.normalize != "global":  # the graphs normalise with the model's training statistics only
+        return (f"features.normalize: {rec.features.normalize} is not in the exported graph: train with global "
+                "normalisation")
     problem = onnx_problem(rec.model)
     if problem is not None:
         return problem
@@ -177,8 +192,15 @@ def _write(module: nn.Module, example: tuple, path: Path, inputs: list[str], out
 
 
 def export_sherpa(exp: str | Path, out_dir: str | Path) -> Path:
-    """Write the experiment's best model for sherpa-onnx into ``out_dir``; returns ``out_dir``."""
+    """Write the experiment's best model for sherpa-onnx's offline recognizer into ``out_dir``; returns ``out_dir``.
+    (``lstm-asr export --format sherpa-onnx`` adds the streaming model: :mod:`lstm_asr.export.sherpa_folder`.)"""
     rec = experiment_to_onnx(exp, "sherpa-onnx", "sherpa", "for sherpa-onnx", sherpa_problem)
+    return write_offline(rec, out_dir)
+
+
+def write_offline(rec: Recognizer, out_dir: str | Path, postscript: str = "") -> Path:
+    """Write ``rec`` (checked by :func:`sherpa_problem`) for sherpa-onnx's offline recognizer into ``out_dir``, with
+    ``postscript`` at the end of its README.md; returns ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     f, c = rec.features, rec.model.config
@@ -211,7 +233,7 @@ def export_sherpa(exp: str | Path, out_dir: str | Path) -> Path:
             files = "encoder.onnx, decoder.onnx, joiner.onnx"
     symbols = sherpa_tokens(rec.tokens, rec.units)
     (out / "tokens.txt").write_text("".join(f"{s} {i}\n" for i, s in enumerate(symbols)), encoding="utf-8")
-    (out / "README.md").write_text(_note(rec, files), encoding="utf-8")
+    (out / "README.md").write_text(_note(rec, files) + postscript, encoding="utf-8")
     return out
 
 
