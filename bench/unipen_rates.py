@@ -7,7 +7,10 @@ Two parts, each optional:
   listing took (the pen data itself is read by ``lstm-asr prep``, which prints its own time and skips);
 - ``--decoded EXP/decode_test``: the ``hyp.txt``/``ref.txt`` that ``lstm-asr evaluate EXP`` writes, scored per
   language group (English and non-English sites, ``data_prep.unipen.NON_ENGLISH_SITES``; an utterance id is
-  ``c<category>_<site>_...``) and per site.
+  ``c<category>_<site>_...``) and per site;
+- ``--words ROLES --words-out FILE``: the selection's words of the writers in ROLES (comma-separated: train, dev,
+  test), one per line, every occurrence (the text for ``lstm-asr lm lexicon`` and a word unigram
+  ``lstm-asr lm build FILE --order 1``), and how many test words it lacks (the out-of-vocabulary rate).
 
 Run from the repository root::
 
@@ -40,6 +43,21 @@ def corpus_counts(recipe: str, corpus: str) -> dict:
                        "sites": len({s for _, s, *_ in rows}),
                        "non_english_writers": len({w for _, s, w, *_ in rows if site_language(s) != "en"})}
     return counts
+
+
+def word_list(recipe: str, corpus: str, roles: list[str], out: str) -> dict:
+    """Write the words of the writers in ``roles`` (one per line, every occurrence); count the test words
+    outside them."""
+    r = load_recipe(recipe)
+    src = UnipenSource(Path(corpus), UnipenOptions.from_section(r.corpus.unipen))
+    rows = src.listing().rows
+    words = [seg.label for *_, seg, role in rows if role in roles and " " not in seg.label and "|" not in seg.label]
+    Path(out).write_text("".join(w + "\n" for w in words))
+    known = set(words)
+    test = [seg.label for *_, seg, role in rows if role == "test"]
+    oov = sum(w not in known for w in test)
+    return {"roles": roles, "words": len(words), "distinct": len(known), "test_words": len(test),
+            "test_oov": oov, "test_oov_rate": round(100 * oov / max(1, len(test)), 2), "out": out}
 
 
 def _read(path: Path) -> list[tuple[str, list[str]]]:
@@ -75,12 +93,16 @@ def main() -> None:
     ap.add_argument("--recipe", default="recipes/unipen/words.yaml")
     ap.add_argument("--corpus", default="", help="UNIPEN root: print the selection's counts")
     ap.add_argument("--decoded", default="", help="a decode folder (hyp.txt, ref.txt) to score by language")
+    ap.add_argument("--words", default="", help="write the words of these writer roles (e.g. train or train,dev,test)")
+    ap.add_argument("--words-out", default="words.txt", help="where --words writes them")
     args = ap.parse_args()
     result: dict = {"config": benchlib.config(args)}
     if args.corpus:
         result["counts"] = corpus_counts(args.recipe, args.corpus)
     if args.decoded:
         result["rates"] = rates_by_group(args.decoded)
+    if args.words:
+        result["words"] = word_list(args.recipe, args.corpus or "data/unipen", args.words.split(","), args.words_out)
     benchlib.emit(result, args.json)
     if args.decoded:
         rows = [(name, r["items"], r["cer"], r["wer"]) for name, r in result["rates"].items()]
