@@ -112,6 +112,9 @@ class _Engine:
             self.voice = voice
 
     def speak(self, voice: str, text: str) -> tuple[np.ndarray, list[tuple[int, int, int, int, str]]]:
+        global _SPOKE
+        # From here on this process's library carries the utterance's state, and so would every child it forks.
+        _SPOKE = True
         self.use_voice(voice)
         self.audio, self.events = [], []
         data = text.encode("utf-8")
@@ -135,6 +138,27 @@ class _Engine:
 
 
 _ENGINE: _Engine | None = None
+# True in a process that synthesised audio (or was forked from one): its library state is no longer pristine.
+_SPOKE = False
+
+
+def has_spoken() -> bool:
+    """True when this process, or the process it was forked from, synthesised audio with the library.
+
+    Such a process must not fork espeak-ng children: they would inherit the state the earlier utterances left
+    (the same text comes out different after other text). :func:`data_prep.tts.synthesize` refuses then."""
+    return _SPOKE
+
+
+def reset_libc_rand() -> None:
+    """Put the C library's ``rand()`` back to its start-up state (``srand(1)``).
+
+    espeak-ng 1.51 draws the noise of its breathy voice variants (``+f2``, ``+f3``, ``+f5``: ``breath`` in the
+    variant file) from libc's ``rand()``, which it never seeds. A forked child inherits its parent's ``rand()``
+    state, and any library in the parent may have drawn from it (PIL, onnxruntime, scipy, cuDNN all link it),
+    so without this the same voice and text gave different audio depending on the parent's history. Seed 1 is
+    glibc's own start-up state: corpora generated before this reset stay byte-identical."""
+    ctypes.CDLL(None).srand(1)
 
 
 def engine() -> _Engine:

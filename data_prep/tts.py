@@ -10,9 +10,9 @@ boundary is always a phone boundary and word timings can never disagree with the
 * flite: one process per utterance (``-psdur``). Flite reports no word timings, so each word's
   pronunciation is taken from flite's own ``t2p`` (same lexicon and letter-to-sound rules) and the word
   pronunciations are aligned to the phone string that was actually spoken (see :func:`align_words`).
-* espeak-ng: its C library in this process (:mod:`data_prep.espeak_ng`); phoneme and word events carry the
-  sample where each starts, so phones and words both come with the engine's own timings. Its voice variants
-  (``en-us+m3``...) are talkers of their own.
+* espeak-ng: its C library, in a fresh forked child per utterance (:mod:`data_prep.espeak_ng`); phoneme and
+  word events carry the sample where each starts, so phones and words both come with the engine's own timings.
+  Its voice variants (``en-us+m3``...) are talkers of their own.
 """
 
 from __future__ import annotations
@@ -334,10 +334,20 @@ def _espeak(voice: Voice, text: str) -> Synthesis:
 
     The library carries state from one utterance to the next (the same text comes out a few samples different
     the second time), so each utterance gets a freshly initialised library: the same text and voice always give
-    the same audio and labels, whatever was synthesised before (byte-identical corpora, resumable generation)."""
+    the same audio and labels, whatever was synthesised before (byte-identical corpora, resumable generation).
+
+    A forked child is a copy of its parent, so two more things keep it fresh: the parent must never have
+    synthesised itself (:func:`~data_prep.espeak_ng.has_spoken`; refused with an error), and the child resets
+    libc's ``rand()``, which the breathy voice variants draw from (:func:`~data_prep.espeak_ng.reset_libc_rand`).
+    Then the output depends on the voice and the text only, not on which process or worker asked for it."""
     import os
     import pickle
 
+    from data_prep.espeak_ng import has_spoken
+
+    if has_spoken():
+        raise LstmAsrError("espeak-ng synthesised audio in this process (or its parent) earlier; a child forked "
+                           "from it would inherit that state. Synthesise through data_prep.tts.synthesize only.")
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: synthesise, send the result (or the error) back, and leave without cleanup handlers
@@ -345,6 +355,9 @@ def _espeak(voice: Voice, text: str) -> Synthesis:
         try:
             os.close(read_fd)
             try:
+                from data_prep.espeak_ng import reset_libc_rand
+
+                reset_libc_rand()
                 result: object = _espeak_here(voice, text)
             except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it
                 result, code = RuntimeError(str(exc)) if not isinstance(exc, LstmAsrError) else exc, 1

@@ -527,8 +527,9 @@ app.add_typer(lm_app, name="lm")
 
 @lm_app.command("build")
 def lm_build(
-    source: Annotated[Path, typer.Argument(help="Text file (one sentence per line) or experiment folder (its "
-                                                "training transcripts, e.g. TIMIT phones).")],
+    source: Annotated[Path, typer.Argument(help="Text file (one sentence per line) or experiment folder (the "
+                                                "training transcripts of its corpus, or of every training corpus of "
+                                                "a multi-corpus recipe; e.g. TIMIT phones).")],
     out: Annotated[Path, typer.Option("-o", "--out", help="ARPA file to write.")],
     order: Annotated[int, typer.Option(help="n-gram order (2 = bigram).")] = 2,
     smoothing: Annotated[str, typer.Option(help="kneser-ney or witten-bell (both interpolated).")] = "kneser-ney",

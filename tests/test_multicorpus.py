@@ -196,6 +196,13 @@ def test_mixed_corpora_train_and_report_each_test_corpus(two_corpora: tuple[Path
         assert (tmp_path / "exp" / f"decode_test_{name}" / "hyp.txt").is_file()
     assert results["test"]["utterances"] == sum(len(c.test) for c in data.corpora)  # pooled
     assert results["excluded_eval_sentences"] == {"a": 0, "b": 1}
+    # lstm-asr lm build EXP: the LM counts exactly the label sequences training trained on, over the model's tokens
+    from lstm_asr.decoding.ngram import experiment_sentences
+
+    sentences, lm_tokens = experiment_sentences(tmp_path / "exp")
+    assert sorted(sentences) == sorted(r.split() for r, keep in zip(data.train.refs, data.keep_mask(), strict=True)
+                                       if keep)
+    assert lm_tokens == data.tokens[1:]  # blank first
     ckpt = torch.load(tmp_path / "exp" / "best.pt", weights_only=True)
     assert ckpt["tokens"] == data.tokens and ckpt["corpus_type"] == "timit"
     out = capsys.readouterr().out
@@ -224,6 +231,46 @@ def test_mixed_corpora_train_and_report_each_test_corpus(two_corpora: tuple[Path
     bad = run_cli("evaluate", str(tmp_path / "exp"), "--on", str(tmp_path / "other.yaml"))
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
     assert "reads other features than elsewhere's corpora (num_mel_bins: 40 vs 20)" in bad.stderr
+
+
+def test_lm_build_counts_every_training_corpus(two_corpora: tuple[Path, Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    """``lm build EXP`` of a multi-corpus experiment counts the training sentences of each training corpus, as the
+    single-corpus recipe of that corpus reads them, less B's utterance that reads A's test sentence (dropped from
+    training by the sentence rule); a corpus that only tests adds nothing."""
+    from collections import Counter
+
+    from lstm_asr.cli import lm_build
+    from lstm_asr.decoding.ngram import experiment_sentences, read_arpa
+
+    a, b = two_corpora
+
+    def sentences_of(recipe: dict) -> list[list[str]]:
+        exp = tmp_path / f"exp{len(list(tmp_path.glob('exp*')))}"
+        exp.mkdir()
+        (exp / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+        sentences, tokens = experiment_sentences(exp)
+        assert tokens == []  # no best.pt
+        return sentences
+
+    single_a = sentences_of({"corpus": {"path": str(a)}})
+    single_b = sentences_of({"corpus": {"path": str(b)}})
+    both = sentences_of({"corpora": [{"name": "a", "path": str(a)}, {"name": "b", "path": str(b)}]})
+    key = lambda s: " ".join(s)  # noqa: E731
+    dropped = Counter(map(key, single_a + single_b)) - Counter(map(key, both))
+    assert sum(dropped.values()) == 1 and next(iter(dropped)) in set(map(key, single_b))
+    assert not Counter(map(key, both)) - Counter(map(key, single_a + single_b))
+    tested_only = sentences_of({"corpora": [{"name": "a", "path": str(a)},
+                                            {"name": "b", "path": str(b), "train_split": "", "dev_split": ""}]})
+    assert sorted(tested_only) == sorted(single_a)  # A's sentence B tests on is not in A's training split
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    mixed_recipe(exp / "recipe.yaml", a, b, tmp_path / "feats")
+    arpa = tmp_path / "phones.arpa"
+    lm_build(exp, arpa, order=2, smoothing="kneser-ney", units="words")
+    assert f"from {len(both)} sentences" in capsys.readouterr().out
+    assert read_arpa(arpa).vocab >= {p for s in both for p in s}
 
 
 # --- normalisation ---------------------------------------------------------------------------------------------

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 
@@ -61,6 +64,50 @@ def test_timit_size_plan_has_timits_shape() -> None:
     assert {VOICES[p.voice].engine for p in train} == set(ENGINES)
 
 
+@contextmanager
+def _libc_rand_drawn() -> Iterator[None]:
+    """This process's libc ``rand()`` moved on, as any library linking it may do (PIL, onnxruntime, cuDNN)."""
+    libc = ctypes.CDLL(None)
+    for _ in range(5):
+        libc.rand()
+    try:
+        yield
+    finally:
+        libc.srand(1)  # glibc's start-up state, for the tests that follow
+
+
+@needs_espeak
+def test_espeak_utterance_depends_on_its_voice_and_text_only(tmp_path: Path) -> None:
+    """The same voice and text give the same audio and labels whatever was synthesised before, in what batch,
+    and whatever state the calling process is in: the engine keeps state between utterances (the same text
+    comes out different after another one) and its breathy variants draw noise from libc's rand()."""
+    from data_prep.tts import synthesize
+
+    text = "She had your dark suit in greasy wash water all year."
+    others = ["Don't ask me to carry an oily rag like that.", "The quick brown fox jumps over the lazy dog."]
+    for name in ("espeak_f5", "espeak_m7"):  # f5 is breathy (rand noise), m7 is not
+        voice = VOICES[name]
+        alone = synthesize(voice, [text], tmp_path)[0]
+        after_one = synthesize(voice, [others[0], text], tmp_path)[1]
+        after_two = synthesize(voice, [others[1], others[0], text], tmp_path)[2]
+        with _libc_rand_drawn():
+            drawn = synthesize(voice, [text], tmp_path)[0]
+        for syn in (after_one, after_two, drawn):
+            assert syn.audio.tobytes() == alone.audio.tobytes(), name
+            assert (syn.phones, syn.words) == (alone.phones, alone.words), name
+
+
+def test_espeak_refuses_to_fork_from_a_process_that_synthesised(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    """A child forked from a process whose library has spoken would inherit that history: refused, not silent."""
+    from data_prep import espeak_ng
+    from data_prep.tts import synthesize
+
+    monkeypatch.setattr(espeak_ng, "_SPOKE", True)
+    with pytest.raises(LstmAsrError, match="earlier"):
+        synthesize(VOICES["espeak_m7"], ["Hello there."], tmp_path)
+
+
 @needs_espeak
 def test_espeak_talkers_have_honest_labels_and_are_deterministic(tmp_path: Path) -> None:
     out = tmp_path / "corpus"
@@ -90,8 +137,11 @@ def test_espeak_talkers_have_honest_labels_and_are_deterministic(tmp_path: Path)
         sil = np.concatenate([x[b:e] for b, e, p in phn if p == "h#"])
         speech = np.concatenate([x[b:e] for b, e, p in phn if p not in ("h#", "pau", "q")])
         assert (speech**2).mean() > 10 * (sil**2).mean(), wav
+    # Another process layout: one job per speaker (each job synthesises a subset of its voice's prompts, in
+    # another order), no worker pool, and a parent whose libc rand() some library has drawn from.
     again = tmp_path / "again"
-    generate_timit_corpus(again, jobs=1, **SMALL)
+    with _libc_rand_drawn():
+        generate_timit_corpus(again, jobs=1, speakers_per_job=1, **SMALL)
     assert all((again / w.relative_to(out)).read_bytes() == w.read_bytes() for w in espeak_wavs)
     assert all((again / w.relative_to(out)).with_suffix(".PHN").read_bytes() == w.with_suffix(".PHN").read_bytes()
                for w in espeak_wavs)

@@ -25,6 +25,7 @@ would (``lstm_asr/data/prep.py``), and read together:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,11 @@ def utterance_keys(split: Any) -> list[tuple[str, str]]:
     texts = split.index.get("texts") or [""] * len(split.refs)
     return [("text", sentence_key(t)) if t else ("labels", " ".join(r.split())) for t, r in zip(texts, split.refs,
                                                                                                  strict=True)]
+
+
+def item_keys(items: Sequence[Any]) -> list[tuple[str, str]]:
+    """:func:`utterance_keys` of a reader's items (``CorpusItem``) before prep: the keys their stored split gives."""
+    return [("text", sentence_key(it.text)) if it.text else ("labels", " ".join(it.labels)) for it in items]
 
 
 @dataclass

@@ -22,10 +22,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lstm_asr.errors import LstmAsrError, read_user_text
+
+if TYPE_CHECKING:
+    from lstm_asr.recipe import Recipe
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 NO_PROB = -99.0  # ARPA's conventional log10 "probability" of <s>, which is never predicted
@@ -334,22 +338,49 @@ def read_sentences(path: str | Path, units: str = "words") -> list[list[str]]:
     return out
 
 
-def experiment_sentences(exp: str | Path) -> tuple[list[list[str]], list[str]]:
-    """The training split's label sequences of an experiment's corpus (read from the corpus, as prep reads it)
-    and the model's tokens (blank excluded), so an LM built from them covers every token the model has."""
+def recipe_training_sentences(recipe: Recipe) -> list[list[str]]:
+    """The label sequences a recipe trains on, read from its corpora as prep reads them: the training split of its
+    one ``corpus:``, or of every training corpus of ``corpora:`` (those with a ``train_split``), in order.
+
+    Each corpus is opened with its own settings, so its labels are what training sees (units fitted on its own
+    training texts, :meth:`~data_prep.text_corpus.TextCorpusSource.training_texts`). Where training leaves out the
+    utterances whose sentence is a dev or test sentence of any corpus (``training.exclude_eval_sentences``, on by
+    default for ``corpora:``), so does this: an LM must not learn the sentences the model is scored on."""
     from data_prep.corpora import open_source
+    from lstm_asr.data.corpus_mix import exclude_eval_sentences, item_keys
+    from lstm_asr.recipe import corpora_of
+
+    entries = corpora_of(recipe)
+    sources = {e.name: open_source(e.type, e.path, e) for e in entries}
+    held: set[tuple[str, str]] = set()
+    if exclude_eval_sentences(recipe):
+        for e in entries:
+            for split in dict.fromkeys(s for s in (e.dev_split, e.test_split) if s and s != e.train_split):
+                held.update(item_keys(sources[e.name].split(split).items))
+    sentences: list[list[str]] = []
+    for e in entries:
+        if not e.train_split:
+            continue
+        items = sources[e.name].split(e.train_split).items
+        sentences += [list(it.labels) for it, key in zip(items, item_keys(items), strict=True) if key not in held]
+    return sentences
+
+
+def experiment_sentences(exp: str | Path) -> tuple[list[list[str]], list[str]]:
+    """The training label sequences of an experiment's corpus or corpora (:func:`recipe_training_sentences`) and
+    the model's tokens (blank excluded), so an LM built from them covers every token the model has."""
     from lstm_asr.data.tokens import BLANK
     from lstm_asr.nn.checkpoint import load_checkpoint
-    from lstm_asr.recipe import load_recipe
+    from lstm_asr.recipe import corpora_of, load_recipe
 
     exp = Path(exp)
     recipe = load_recipe(exp / "recipe.yaml")
-    source = open_source(recipe.corpus.type, recipe.corpus.path, recipe.corpus)
-    items = source.split(recipe.corpus.train_split).items
+    sentences = recipe_training_sentences(recipe)
     tokens: list[str] = []
     if (exp / "best.pt").is_file():
         tokens = [t for t in load_checkpoint(exp / "best.pt")["tokens"] if t != BLANK]
-    sentences = [list(item.labels) for item in items]
     if not sentences:
-        raise LstmAsrError(f"{exp}: the training split {recipe.corpus.train_split!r} has no utterances")
+        splits = ", ".join(f"{e.name + '/' if e.name else ''}{e.train_split}" for e in corpora_of(recipe)
+                           if e.train_split)
+        raise LstmAsrError(f"{exp}: no training utterances (training splits: {splits or 'none'})")
     return sentences, tokens
