@@ -624,7 +624,10 @@ def corpora_of(recipe: Recipe) -> list[CorpusEntry]:
     """The recipe's corpora: its ``corpora:`` list, or its one ``corpus:`` section as an entry named ""."""
     if recipe.corpora:
         return list(recipe.corpora)
-    return [CorpusEntry(**dataclasses.asdict(recipe.corpus) | {"generate": recipe.corpus.generate})]
+    # A shallow copy of the fields: dataclasses.asdict would also turn nested sections (``unipen:``) into dicts,
+    # which the readers do not read as sections (a single-corpus UNIPEN recipe then lost its salt and selection).
+    c = recipe.corpus
+    return [CorpusEntry(**{f.name: getattr(c, f.name) for f in dataclasses.fields(c)})]
 
 
 def primary_corpus(recipe: Recipe) -> CorpusSection:

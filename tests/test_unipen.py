@@ -194,6 +194,22 @@ def test_recipe_section_reaches_the_source(tmp_path: Path) -> None:
     assert "\u00fc" not in src.tokens()
 
 
+def test_single_corpus_recipe_keeps_its_unipen_section_on_the_way_to_the_reader(tmp_path: Path) -> None:
+    """prep, train and evaluate open a one-corpus recipe through corpora_of(): its ``unipen:`` selection (salt,
+    sites, lines) must reach the reader, not the defaults."""
+    from data_prep.corpora import open_source
+    from lstm_asr.recipe import corpora_of, load_recipe
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: u\ncorpus:\n  type: unipen\n  path: {FIXTURE}\n  unipen:\n    sites: [tst]\n"
+                      "    dev_fraction: 0\n    test_fraction: 0\n    salt: '7'\n    lines_from_words: 3\n"
+                      "features:\n  type: ink\n")
+    entry = corpora_of(load_recipe(recipe))[0]
+    src = open_source("unipen", entry.path, entry)
+    assert (src.options.salt, src.options.sites, src.options.lines_from_words) == ("7", ("tst",), 3)
+    assert {it.speaker for it in src.split("train").items} == {"tst/anna"}
+
+
 def test_tested_only_corpus_prepares_every_word_and_blames_no_inventory(tmp_path: Path) -> None:
     """In a multi-corpus recipe, a UNIPEN corpus that is only tested (train_split "") keeps all its words; its reader
     has no training text, so prep must not call every character "outside the model's inventory"."""
