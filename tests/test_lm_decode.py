@@ -75,6 +75,27 @@ def test_lexicon_decoding_outputs_words(tmp_path: Path) -> None:
 
 
 @needs_flashlight
+def test_lexicon_decoding_of_a_character_model_has_no_separator_at_the_ends(tmp_path: Path) -> None:
+    """A character model's word separator "|" is the lexicon decoder's silence: it comes out between words only,
+    never before the first or after the last (a reference has none there, so each would be an insertion)."""
+    tokens = ["<blank>", "|", "a", "b", "c"]
+    lex = tmp_path / "chars.lex"
+    lex.write_text("ca c a |\nb b |\n")
+    lm = tmp_path / "words.arpa"
+    build_ngram([["ca"], ["ca", "b"], ["b"]], 2, "witten-bell").write_arpa(lm)
+
+    def path(*symbols: str) -> torch.Tensor:  # one frame per symbol, certain
+        rows = [[0.96 if t == s else 0.01 for t in tokens] for s in symbols]
+        return torch.tensor([rows], dtype=torch.float32).log()
+
+    decoder = LMDecoder(tokens, LMDecoderConfig(lm=str(lm), lexicon=str(lex)))
+    one = decoder.decode(path("c", "<blank>", "a", "<blank>"))[0][0]
+    assert one.words == ("ca",) and one.tokens == (4, 2) and len(one.frames) == 2
+    two = decoder.decode(path("|", "c", "a", "|", "b", "|"))[0][0]
+    assert two.words == ("ca", "b") and two.tokens == (4, 2, 1, 3) and two.frames[2] == 3
+
+
+@needs_flashlight
 def test_bad_lexicon_and_lm_are_one_line_errors(tmp_path: Path) -> None:
     lex = tmp_path / "bad.lex"
     lex.write_text("ca c a\n\nzed c zz\n")

@@ -185,6 +185,9 @@ class LMDecoder:
                 lm_dict = os.path.join(self._tmp.name, "words.txt")
                 Path(lm_dict).write_text("".join(f"{t}\n" for t in [*tokens, "<unk>"]), encoding="utf-8")
         silence = self.silence_token(tokens)
+        # The lexicon decoder's path starts and ends in the silence token when the model has one (the word
+        # separator "|" of character models): it is not a word boundary, and a reference has none there.
+        self._edge = tokens.index(silence) if lexicon_path and silence != BLANK else None
         with _quiet_stderr(), _as_one_line_error(config.lm or config.lexicon):
             self.decoder = ctc_decoder(
                 lexicon=lexicon_path, tokens=list(tokens), lm=lm_path, lm_dict=lm_dict, nbest=config.nbest,
@@ -209,6 +212,17 @@ class LMDecoder:
         out = []
         for hyps in self.decoder(emissions, lens):
             # flashlight's token path starts with one extra (silence) step before frame 0: shift times back.
-            out.append([LMHypothesis(tuple(h.tokens.tolist()), tuple(h.words), float(h.score),
-                                     tuple(t - 1 for t in h.timesteps.tolist())) for h in hyps])
+            paths = [self._trim(h.tokens.tolist(), h.timesteps.tolist()) for h in hyps]
+            out.append([LMHypothesis(toks, tuple(h.words), float(h.score), times)
+                        for h, (toks, times) in zip(hyps, paths, strict=True)])
         return out
+
+    def _trim(self, tokens: list[int], times: list[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Tokens and frames of a path, less the silence at its two ends (lexicon decoding) and the extra step."""
+        lo, hi = 0, len(tokens)
+        if self._edge is not None:
+            while lo < hi and tokens[lo] == self._edge:
+                lo += 1
+            while hi > lo and tokens[hi - 1] == self._edge:
+                hi -= 1
+        return tuple(tokens[lo:hi]), tuple(t - 1 for t in times[lo:hi])
