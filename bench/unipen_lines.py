@@ -23,7 +23,7 @@ from lstm_asr.data.feature_store import FeatureSplit
 from lstm_asr.data.ink_features import InkFeatureConfig
 from lstm_asr.data.prep import prep_split
 from lstm_asr.data.tokens import BLANK, TokenSet
-from lstm_asr.recipe import load_recipe
+from lstm_asr.recipe import corpora_of, load_recipe
 from lstm_asr.recognition.recognizer import Recognizer
 from lstm_asr.recognition.split_decode import decode_split
 from lstm_asr.scoring.levenshtein import score
@@ -42,7 +42,11 @@ def main() -> None:
     rec = Recognizer.load(exp)
     if not isinstance(rec.features, InkFeatureConfig):
         raise SystemExit(f"{exp}: not a handwriting model")
-    source = open_source("unipen", recipe.corpus.path, recipe.corpus)
+    # The UNIPEN corpus of the recipe: its ``corpus:`` section, or the unipen entry of its ``corpora:`` list.
+    unipen = [c for c in corpora_of(recipe) if c.type == "unipen"]
+    if not unipen:
+        raise SystemExit(f"{exp}: the recipe has no UNIPEN corpus")
+    source = open_source("unipen", unipen[0].path, unipen[0])
     symbols = [t for t in rec.tokens if t != BLANK]
     tokens = TokenSet(symbols)
     name = args.split.replace("_en", "_lines_en").replace("_other", "_lines_other") \
