@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import benchlib
@@ -68,7 +67,6 @@ def random_model(wav: Path, out: Path) -> Path:
     from data_prep.phones import TRAIN_PHONES
     from lstm_asr.data.features import FeatureConfig, compute_features
     from lstm_asr.data.tokens import TokenSet
-    from lstm_asr.nn.checkpoint import save_checkpoint
     from lstm_asr.nn.model import BLSTMCTC, ModelConfig
 
     cfg = FeatureConfig()
@@ -79,9 +77,7 @@ def random_model(wav: Path, out: Path) -> Path:
     feats = compute_features(torch.from_numpy(head), cfg)
     model.normalizer.mean.copy_(feats.mean(0))
     model.normalizer.inv_std.copy_(feats.std(0).clamp_min(1e-4).reciprocal())
-    save_checkpoint({"model_config": asdict(model.config), "features": cfg.to_dict(), "tokens": tokens,
-                     "corpus_type": "timit", "state_dict": model.state_dict()}, out)
-    return out
+    return benchlib.save_model(model, cfg.to_dict(), tokens, out)
 
 
 def child(mode: str, wav: str, model: str, window: float, context: float) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import benchlib
@@ -36,10 +35,7 @@ SECONDS = 10.0
 
 
 def write_experiment(folder: Path, use_energy: bool = True) -> Path:
-    from dataclasses import asdict
-
     from lstm_asr.data.features import FeatureConfig
-    from lstm_asr.nn.checkpoint import save_checkpoint
     from lstm_asr.nn.model import BLSTMCTC, ModelConfig
 
     feats = FeatureConfig(use_energy=use_energy)
@@ -50,15 +46,8 @@ def write_experiment(folder: Path, use_energy: bool = True) -> Path:
         model.normalizer.mean.fill_(8.0)
         model.normalizer.inv_std.fill_(0.25)
     folder.mkdir(parents=True, exist_ok=True)
-    save_checkpoint({"model_config": asdict(model.config), "features": feats.to_dict(), "tokens": tokens,
-                     "corpus_type": "timit", "recipe": {}, "state_dict": model.state_dict()}, folder / "best.pt")
+    benchlib.save_model(model, feats.to_dict(), tokens, folder / "best.pt")
     return folder
-
-
-def timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -72,13 +61,13 @@ def main() -> None:
     recs = {"experiment": Recognizer.load(exp),
             "torchscript": Recognizer.load(export_torchscript(exp, tmp / "model.pt")),
             "onnx": Recognizer.load(export_onnx(exp, tmp / "model.onnx"))}
-    steps = {name: (lambda r=r: timed(lambda: r.transcribe(wav))) for name, r in recs.items()}
+    steps = {name: (lambda r=r: benchlib.timed(lambda: r.transcribe(wav))) for name, r in recs.items()}
     if args.sherpa:
         from lstm_asr.export.sherpa_export import export_sherpa, sherpa_recognizer, sherpa_transcribe
 
         sherpa_dir = export_sherpa(write_experiment(tmp / "exp_noenergy", use_energy=False), tmp / "sherpa")
         sherpa = sherpa_recognizer(sherpa_dir, threads=args.threads)
-        steps["sherpa-onnx"] = lambda: timed(lambda: sherpa_transcribe(sherpa, wav))
+        steps["sherpa-onnx"] = lambda: benchlib.timed(lambda: sherpa_transcribe(sherpa, wav))
     times = benchlib.interleaved_rounds(steps, args.repeats)
     from data_prep.audio import load_audio
 

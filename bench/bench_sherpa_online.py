@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
-from dataclasses import asdict
 from pathlib import Path
 
 import benchlib
@@ -27,7 +25,6 @@ from streaming_models import write_speech_like_wav
 from lstm_asr.data.features import FeatureConfig
 from lstm_asr.export.sherpa_folder import export_sherpa_folder
 from lstm_asr.export.sherpa_online import online_recognizer, online_transcribe
-from lstm_asr.nn.checkpoint import save_checkpoint
 from lstm_asr.nn.model import BLSTMCTC, ModelConfig
 from lstm_asr.recognition.recognizer import Recognizer
 from lstm_asr.recognition.stream_recognizer import StreamingRecognizer
@@ -46,15 +43,8 @@ def write_experiment(folder: Path, options: dict) -> Path:
     model = BLSTMCTC(ModelConfig(input_dim=feats.dim, num_classes=len(tokens), hidden=250, layers=3,
                                  stack_frames=3, subsample=3, **options)).eval()
     folder.mkdir(parents=True, exist_ok=True)
-    save_checkpoint({"model_config": asdict(model.config), "features": feats.to_dict(), "tokens": tokens,
-                     "corpus_type": "timit", "recipe": {}, "state_dict": model.state_dict()}, folder / "best.pt")
+    benchlib.save_model(model, feats.to_dict(), tokens, folder / "best.pt")
     return folder
-
-
-def timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def measure(label: str, options: dict, tmp: Path, wav: Path, threads: int, repeats: int) -> dict:
@@ -72,9 +62,9 @@ def measure(label: str, options: dict, tmp: Path, wav: Path, threads: int, repea
             stream.feed(audio[i:i + BLOCK])
         stream.finish()
 
-    steps = {"sherpa-onnx online": lambda: timed(lambda: online_transcribe(sherpa, audio, rate, block=BLOCK)),
-             "lstm-asr stream": lambda: timed(ours_stream),
-             "lstm-asr decode (whole file)": lambda: timed(lambda: rec.transcribe(wav))}
+    steps = {"sherpa-onnx online": lambda: benchlib.timed(lambda: online_transcribe(sherpa, audio, rate, block=BLOCK)),
+             "lstm-asr stream": lambda: benchlib.timed(ours_stream),
+             "lstm-asr decode (whole file)": lambda: benchlib.timed(lambda: rec.transcribe(wav))}
     times = benchlib.interleaved_rounds(steps, repeats, f"{label}: ")
     # sherpa-onnx gives each token with a leading space (its word-start mark turned into text): compare symbols.
     got = [t.strip() for t in online_transcribe(sherpa, audio, rate, block=BLOCK).tokens]

@@ -105,6 +105,25 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     return 1000.0 * statistics.median(times)
 
 
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of ``fn`` takes: a step for :func:`interleaved_rounds`."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def save_model(model: torch.nn.Module, features: dict[str, Any], tokens: list[str], path: str | Path) -> Path:
+    """``model`` (a ``BLSTMCTC``, its config included) as a bare checkpoint that ``Recognizer.load`` reads: no recipe,
+    TIMIT scoring conventions. Returns ``path``."""
+    from dataclasses import asdict
+
+    from lstm_asr.nn.checkpoint import save_checkpoint
+
+    save_checkpoint({"model_config": asdict(model.config), "features": features, "tokens": tokens,
+                     "corpus_type": "timit", "recipe": {}, "state_dict": model.state_dict()}, path)
+    return Path(path)
+
+
 def interleaved_rounds(steps: dict[str, Callable[[], float]], repeats: int, label: str = "") -> dict[str, list[float]]:
     """Seconds per call of every ``steps[name]()`` (each returns its own timed seconds) over ``repeats`` rounds, the
     configurations interleaved within a round so that a slow spell of a shared machine hits all of them alike.

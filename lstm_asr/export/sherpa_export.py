@@ -191,6 +191,31 @@ def _write(module: nn.Module, example: tuple, path: Path, inputs: list[str], out
     onnx.save(proto, str(path))
 
 
+def our_metadata(rec: Recognizer) -> dict[str, str]:
+    """lstm-asr's own metadata on every graph it writes for sherpa-onnx: tokens, units, corpus type, front end."""
+    return {"tokens": json.dumps(rec.tokens), "units": rec.units, "corpus_type": rec.corpus_type,
+            "features": json.dumps(rec.features.to_dict()), "producer": "lstm-asr"}
+
+
+def write_prediction_parts(rec: Recognizer, out: Path) -> None:
+    """A transducer's stateless prediction network and joiner as sherpa-onnx's ``decoder.onnx`` and ``joiner.onnx``
+    (the same files for the offline and the online recognizer)."""
+    c = rec.model.config
+    context = torch.full((1, c.pred_context), -1, dtype=torch.long)
+    _write(SherpaDecoder(rec), (context,), out / "decoder.onnx", ["y"], ["decoder_out"],
+           {"y": {0: "N"}, "decoder_out": {0: "N"}},
+           {"context_size": str(c.pred_context), "vocab_size": str(c.num_classes)})
+    joint = torch.zeros(1, c.joint_dim)
+    _write(SherpaJoiner(rec), (joint, joint), out / "joiner.onnx", ["encoder_out", "decoder_out"], ["logit"],
+           {"encoder_out": {0: "N"}, "decoder_out": {0: "N"}, "logit": {0: "N"}}, {})
+
+
+def write_tokens(rec: Recognizer, out: Path) -> None:
+    """sherpa-onnx's ``tokens.txt``: one ``symbol id`` line per output, in the model's order."""
+    symbols = sherpa_tokens(rec.tokens, rec.units)
+    (out / "tokens.txt").write_text("".join(f"{s} {i}\n" for i, s in enumerate(symbols)), encoding="utf-8")
+
+
 def export_sherpa(exp: str | Path, out_dir: str | Path) -> Path:
     """Write the experiment's best model for sherpa-onnx's offline recognizer into ``out_dir``; returns ``out_dir``.
     (``lstm-asr export --format sherpa-onnx`` adds the streaming model: :mod:`lstm_asr.export.sherpa_folder`.)"""
@@ -207,8 +232,7 @@ def write_offline(rec: Recognizer, out_dir: str | Path, postscript: str = "") ->
     fbank = torch.zeros(1, 50, f.num_mel_bins)
     lens = torch.tensor([50], dtype=torch.long)
     frames = {"x": {1: "T"}}
-    ours = {"tokens": json.dumps(rec.tokens), "units": rec.units, "corpus_type": rec.corpus_type,
-            "features": json.dumps(f.to_dict()), "producer": "lstm-asr"}
+    ours = our_metadata(rec)
     with torch.no_grad():
         if rec.transducer is None:
             _write(SherpaCtc(rec), (fbank, lens), out / "model.onnx", ["x", "x_lens"], ["log_probs", "log_probs_len"],
@@ -223,16 +247,9 @@ def write_offline(rec: Recognizer, out_dir: str | Path, postscript: str = "") ->
                    ["encoder_out", "encoder_out_lens"], {**frames, "encoder_out": {1: "T_out"}},
                    {"model_type": "lstm-asr-transducer", "subsampling_factor": str(rec.model.frame_reduction),
                     **ours})
-            context = torch.full((1, c.pred_context), -1, dtype=torch.long)
-            _write(SherpaDecoder(rec), (context,), out / "decoder.onnx", ["y"], ["decoder_out"],
-                   {"y": {0: "N"}, "decoder_out": {0: "N"}},
-                   {"context_size": str(c.pred_context), "vocab_size": str(c.num_classes)})
-            joint = torch.zeros(1, c.joint_dim)
-            _write(SherpaJoiner(rec), (joint, joint), out / "joiner.onnx", ["encoder_out", "decoder_out"], ["logit"],
-                   {"encoder_out": {0: "N"}, "decoder_out": {0: "N"}, "logit": {0: "N"}}, {})
+            write_prediction_parts(rec, out)
             files = "encoder.onnx, decoder.onnx, joiner.onnx"
-    symbols = sherpa_tokens(rec.tokens, rec.units)
-    (out / "tokens.txt").write_text("".join(f"{s} {i}\n" for i, s in enumerate(symbols)), encoding="utf-8")
+    write_tokens(rec, out)
     (out / "README.md").write_text(_note(rec, files) + postscript, encoding="utf-8")
     return out
 

@@ -61,7 +61,13 @@ from torch import nn
 
 from lstm_asr.data.features import FeatureConfig
 from lstm_asr.errors import LstmAsrError
-from lstm_asr.export.sherpa_export import SherpaDecoder, SherpaJoiner, _write, front_end_problem, sherpa_tokens
+from lstm_asr.export.sherpa_export import (
+    _write,
+    front_end_problem,
+    our_metadata,
+    write_prediction_parts,
+    write_tokens,
+)
 from lstm_asr.nn.cells import BiRNNLayer
 from lstm_asr.recognition.recognizer import Recognizer
 from lstm_asr.recognition.stream_recognizer import DEFAULT_CHUNK_FRAMES
@@ -308,8 +314,7 @@ def export_online(rec: Recognizer, out_dir: str | Path, chunk_frames: int = 0) -
     window = OnlineEncoder(rec, shift).window
     layers = len(rec.model.layers)
     fbank = torch.zeros(1, window, f.num_mel_bins)
-    ours = {"tokens": json.dumps(rec.tokens), "units": rec.units, "corpus_type": rec.corpus_type,
-            "features": json.dumps(f.to_dict()), "producer": "lstm-asr", "frame_reduction": str(c.frame_reduction)}
+    ours = {**our_metadata(rec), "frame_reduction": str(c.frame_reduction)}
     batch = {0: "N"}
     with torch.no_grad():
         if rec.transducer is None:
@@ -335,16 +340,9 @@ def export_online(rec: Recognizer, out_dir: str | Path, chunk_frames: int = 0) -
                    {"model_type": LSTM_TRANSDUCER, "T": str(window), "decode_chunk_len": str(shift),
                     "num_encoder_layers": str(rows), "rnn_hidden_size": str(c.hidden), "d_model": str(c.hidden),
                     **ours})
-            context = torch.full((1, c.pred_context), -1, dtype=torch.long)
-            _write(SherpaDecoder(rec), (context,), out / "decoder.onnx", ["y"], ["decoder_out"],
-                   {"y": {0: "N"}, "decoder_out": {0: "N"}},
-                   {"context_size": str(c.pred_context), "vocab_size": str(c.num_classes)})
-            joint = torch.zeros(1, c.joint_dim)
-            _write(SherpaJoiner(rec), (joint, joint), out / "joiner.onnx", ["encoder_out", "decoder_out"], ["logit"],
-                   {"encoder_out": {0: "N"}, "decoder_out": {0: "N"}, "logit": {0: "N"}}, {})
+            write_prediction_parts(rec, out)
             files = "encoder.onnx, decoder.onnx, joiner.onnx"
-    symbols = sherpa_tokens(rec.tokens, rec.units)
-    (out / "tokens.txt").write_text("".join(f"{s} {i}\n" for i, s in enumerate(symbols)), encoding="utf-8")
+    write_tokens(rec, out)
     (out / "README.md").write_text(_note(rec, files, window, shift), encoding="utf-8")
     return out
 
