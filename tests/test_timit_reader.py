@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -233,7 +232,8 @@ def test_listing_opens_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_listing_many_speakers(tmp_path: Path) -> None:
-    # A TIMIT-shaped tree of empty placeholders, big enough to show a per-file cost but cheap to create.
+    # A TIMIT-shaped tree of empty placeholders: listing reads names only, never a file's bytes (the files are
+    # empty, so reading one would fail its format check). Speed is a benchmark's business, not a test's.
     n_speakers, n_sentences = 100, 5
     for k in range(n_speakers):
         usage = "TRAIN" if k < 70 else "TEST"
@@ -242,21 +242,16 @@ def test_listing_many_speakers(tmp_path: Path) -> None:
         for s in ["SA1", *(f"SX{k * 10 + j}" for j in range(n_sentences - 1))]:
             for ext in ("WAV", "PHN"):
                 os.close(os.open(folder / f"{s}.{ext}", os.O_CREAT | os.O_WRONLY))
-    start = time.perf_counter()
     corpus = TimitCorpus(tmp_path)
     assert len(corpus.split("train").utterances) == 70 * (n_sentences - 1)
     assert len(corpus.split("complete_test").utterances) == 30 * (n_sentences - 1)
-    assert time.perf_counter() - start < 1.0
 
 
 # ------------------------------------------------------------------------------------------- fake corpus
 
 
 def test_fake_timit_is_consistent_and_fast(tmp_path: Path) -> None:
-    start = time.perf_counter()
     root = make_fake_timit(tmp_path / "t")
-    # Typically 0.1 s; the bound leaves room for a loaded machine's slow file creation.
-    assert time.perf_counter() - start < 2.0
     corpus = TimitCorpus(root)
     assert [len(corpus.split(s).utterances) for s in ("train", "dev", "test")] == [24, 8, 8]
     sa = sorted(p.name for p in root.rglob("SA*.WAV"))

@@ -398,3 +398,22 @@ def test_utterance_ids_are_unique_when_sites_reuse_file_names(tmp_path: Path) ->
     rows = UnipenSource(root, UnipenOptions(categories=("6",))).listing().rows
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids)) and "c6_tst_sub-anna_1" in ids
+
+
+def test_new_sites_recipe_holds_out_exactly_the_sites_the_greff_study_never_trains_on():
+    """recipes/unipen/new_sites.yaml scores the Greff study's models on new devices: its train/dev/test must be the
+    study's (same sites among the others, same writer hash, same feature store and front end), and its held-out
+    sites none of the study's."""
+    from lstm_asr.data.prep import feature_config
+    from lstm_asr.recipe import load_recipe
+
+    recipes = Path(__file__).parents[1] / "recipes" / "unipen"
+    study, new = load_recipe(recipes / "greff_study.yaml"), load_recipe(recipes / "new_sites.yaml")
+    s, n = study.corpus.unipen, new.corpus.unipen
+    assert set(n.test_sites).isdisjoint(s.sites)
+    assert set(n.sites) == set(s.sites) | set(n.test_sites)
+    assert (n.categories, n.salt, n.dev_fraction, n.test_fraction) == (s.categories, s.salt, s.dev_fraction,
+                                                                        s.test_fraction)
+    assert new.corpus.test_split == "site_test"
+    assert feature_config(new).to_dict() == feature_config(study).to_dict()
+    assert new.features.store == study.features.store
