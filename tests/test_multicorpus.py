@@ -226,6 +226,15 @@ def test_mixed_corpora_train_and_report_each_test_corpus(two_corpora: tuple[Path
     assert [x.split(" (best.pt)")[0] for x in scored] == ["test other", "test (all corpora)"]
     assert f"PER {results['test_corpora']['b']['per']:.2f}%" in scored[0]
     assert (tmp_path / "exp" / "decode_test_on_elsewhere_other" / "hyp.txt").is_file()
+    # --on a single-corpus recipe (a plain corpus: section): one line, the same figure for the same utterances
+    single = {"corpus": {"path": str(b)}, "features": {"store": str(tmp_path / "feats_single")}, "name": "plain"}
+    (tmp_path / "single.yaml").write_text(yaml.safe_dump(single))
+    done = run_cli("evaluate", str(tmp_path / "exp"), "--on", str(tmp_path / "single.yaml"))
+    assert done.returncode == 0, done.stderr
+    scored = [x for x in done.stdout.splitlines() if x.startswith("test ")]
+    assert [x.split(" (best.pt)")[0] for x in scored] == ["test"]
+    assert f"PER {results['test_corpora']['b']['per']:.2f}%" in scored[0]
+    assert (tmp_path / "exp" / "decode_test_on_plain" / "hyp.txt").is_file()
     other["features"]["num_mel_bins"] = 20
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
     bad = run_cli("evaluate", str(tmp_path / "exp"), "--on", str(tmp_path / "other.yaml"))
