@@ -630,11 +630,14 @@ def corpora_of(recipe: Recipe) -> list[CorpusEntry]:
     return [CorpusEntry(**{f.name: getattr(c, f.name) for f in dataclasses.fields(c)})]
 
 
-def primary_corpus(recipe: Recipe) -> CorpusSection:
+def primary_corpus(recipe: Recipe) -> CorpusEntry:
     """The corpus whose type and units a model's checkpoint records (scoring conventions of decoding): the
-    ``corpus:`` section, or the first training corpus of ``corpora:``."""
+    ``corpus:`` section (as corpora_of's entry named ""), or the first training corpus of ``corpora:``.
+
+    Always a named entry of corpora_of, so callers look its scoring mapping up by ``.name`` either way.
+    """
     if not recipe.corpora:
-        return recipe.corpus
+        return corpora_of(recipe)[0]
     return next(e for e in recipe.corpora if e.train_split)
 
 

@@ -37,7 +37,6 @@ def evaluate_corpora(exp: Path, recipe: Recipe, split: str = "test", beam: int =
     pooled = data.dev if split == "dev" else data.test
     c = primary_corpus(recipe)
     metric = metric_name(c.type, c.units)
-    primary = c.name if recipe.corpora else ""  # a single corpus: corpora_of's one entry, named ""
     cfg = SearchConfig.for_experiment(exp, beam=beam, lm=lm, lexicon=lexicon, lm_weight=lm_weight,
                                       word_score=word_score)
     lines = []
@@ -52,7 +51,7 @@ def evaluate_corpora(exp: Path, recipe: Recipe, split: str = "test", beam: int =
         # A line per corpus, then the pooled one; a single-corpus recipe (--on a plain corpus: section) has one line.
         rows = [(f"{split} {name}", s, data.score_units[name], exp / f"decode_{split}{on}_{name}{suffix}")
                 for name, s in by_corpus.items()] if recipe.corpora else []
-        rows.append((f"{split} (all corpora)" if rows else split, pooled, data.score_units[primary],
+        rows.append((f"{split} (all corpora)" if rows else split, pooled, data.score_units[c.name],
                      exp / f"decode_{split}{on}{suffix}"))
         for title, s, units, out in rows:
             score = score_split(s, decode_split(rec.model, s, beam=beam, search=searcher), rec.tokens, units)
